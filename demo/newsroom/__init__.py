@@ -1,0 +1,1 @@
+"""The newsroom app: articles, authors, tags and readers' comments."""

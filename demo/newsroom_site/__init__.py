@@ -1,0 +1,1 @@
+"""The newsroom demo project: settings, URLs and the WSGI entry point."""

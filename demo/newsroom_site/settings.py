@@ -1,0 +1,122 @@
+"""Settings for the newsroom demo site, read from the environment so they need no edits.
+
+``strata up`` exports ``DATABASE_URL`` (PostgreSQL) and ``CACHE_URL`` (Redis or a file
+cache) to each app server; without them the site runs on SQLite and a local-memory cache.
+
+=========================  ============================================================
+variable                   meaning (default)
+=========================  ============================================================
+``DATABASE_URL``           the database (``sqlite:///<demo>/db.sqlite3``)
+``CACHE_URL``              the default cache (``locmem://``)
+``DJANGO_SECRET_KEY``      the secret key (an insecure development key)
+``DJANGO_DEBUG``           ``1`` or ``true`` turns debugging on (off)
+``DJANGO_ALLOWED_HOSTS``   comma-separated host names (``127.0.0.1,localhost,testserver``)
+``STRATA_EDGE_TTL``        seconds a shared page may live in the accelerator (``10``)
+=========================  ============================================================
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+from strata import env
+
+# The demo/ directory.
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "django-insecure-newsroom-demo-key-do-not-use-in-production"
+)
+DEBUG = os.environ.get("DJANGO_DEBUG", "").strip().lower() in ("1", "true")
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+    if host.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "strata",
+    "newsroom",
+]
+
+MIDDLEWARE = [
+    # First: answers health probes before anything else runs and marks every response
+    # shared or personal for the accelerator.
+    "strata.middleware.StrataMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "newsroom_site.urls"
+WSGI_APPLICATION = "newsroom_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.database(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+CACHES = {"default": env.cache(default="locmem://")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves straight from the apps' static/ directories: no collectstatic needed.
+WHITENOISE_USE_FINDERS = True
+# STATIC_ROOT exists only after a collectstatic, which the demo does not need.
+warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STRATA = {"EDGE_TTL": int(os.environ.get("STRATA_EDGE_TTL", "10"))}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "WARNING"},
+        "strata": {"handlers": ["console"], "level": "INFO"},
+    },
+}

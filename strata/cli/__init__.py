@@ -1,0 +1,1 @@
+"""Strata's command line: ``strata up``, ``strata down``, ``strata status``."""

@@ -1,0 +1,24 @@
+"""Entry point of the ``strata`` command."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .up import down, status, up
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="strata")
+def cli() -> None:
+    """Run, configure and measure the High Performance Django stack."""
+
+
+cli.add_command(up)
+cli.add_command(down)
+cli.add_command(status)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,323 @@
+"""``strata up``: run the whole stack in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..stack.appserver import DjangoProject
+from ..stack.errors import StackError
+from ..stack.stack import Stack, StackConfig, demo_project
+
+__all__ = ["up", "down", "status"]
+
+console = Console(highlight=False)
+log = logging.getLogger("strata.cli")
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind into an orderly stop."""
+
+
+def _project(
+    project_dir: Path | None, settings: str | None, wsgi: str | None
+) -> tuple[DjangoProject, bool]:
+    if project_dir is None and settings is None:
+        return demo_project(), True
+    if settings is None:
+        raise click.UsageError("--project-dir needs --settings (the settings module)")
+    directory = (project_dir or Path.cwd()).resolve()
+    if not directory.is_dir():
+        raise click.UsageError(f"--project-dir {directory} is not a directory")
+    package = settings.rsplit(".", 1)[0]
+    return DjangoProject(directory, settings, wsgi or f"{package}.wsgi:application"), False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _take_lock(run_dir: Path) -> Path:
+    lock = run_dir / "strata-up.pid"
+    if lock.exists():
+        try:
+            other = int(lock.read_text().strip())
+        except ValueError:
+            other = 0
+        if other and other != os.getpid() and _pid_alive(other):
+            raise StackError(
+                "strata up",
+                f"already running for {run_dir} (pid {other}); stop it with Ctrl-C or "
+                f"`strata down --run-dir {run_dir}`",
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock.write_text(f"{os.getpid()}\n")
+    return lock
+
+
+def status_table(stack: Stack) -> Table:
+    """The table of layers that ``strata up`` prints once everything answers."""
+    table = Table(title="Strata stack", title_justify="left")
+    for column in ("layer", "implementation", "version", "address", "pid", "log"):
+        table.add_column(column)
+    for row in stack.status_rows():
+        implementation = row.implementation + (f" ({row.note})" if row.note else "")
+        table.add_row(
+            row.layer,
+            implementation,
+            row.version,
+            row.address,
+            str(row.pid) if row.pid else "-",
+            row.log,
+        )
+    return table
+
+
+def _fail(error: StackError) -> None:
+    console.print(f"[bold red]error[/] {error}")
+    if error.detail:
+        console.print("[dim]" + error.detail.replace("[", r"\[") + "[/]")
+    raise SystemExit(1)
+
+
+@click.command()
+@click.option(
+    "--project-dir",
+    type=click.Path(path_type=Path),
+    help="Directory of the Django project (default: the demo).",
+)
+@click.option("--settings", help="Settings module, e.g. mysite.settings.")
+@click.option("--wsgi", help="WSGI application, e.g. mysite.wsgi:application.")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".strata"),
+    show_default=True,
+    help="Where configs, data and logs go.",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=8000,
+    show_default=True,
+    help="Public port; the others follow from it.",
+)
+@click.option(
+    "--app-servers",
+    type=click.IntRange(1, 64),
+    default=os.cpu_count() or 2,
+    show_default=True,
+    help="How many app-server instances form the pool.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Worker processes per app server.",
+)
+@click.option(
+    "--app-server", type=click.Choice(["gunicorn", "uwsgi"]), default="gunicorn", show_default=True
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["haproxy", "varnish"]),
+    default="haproxy",
+    show_default=True,
+    help="Who balances the app servers behind Varnish (see docs/stack.md).",
+)
+@click.option(
+    "--cache", type=click.Choice(["redis", "memcached"]), default="redis", show_default=True
+)
+@click.option(
+    "--tls/--no-tls", default=False, help="Terminate TLS at HAProxy (self-signed certificate)."
+)
+@click.option(
+    "--embedded", is_flag=True, help="SQLite, a file cache and one app server: no system programs."
+)
+@click.option(
+    "--seed/--no-seed", default=True, help="Seed the demo's data when its database is empty."
+)
+@click.option(
+    "--edge-ttl",
+    type=click.IntRange(0, 86400),
+    default=10,
+    show_default=True,
+    help="Seconds Varnish keeps a shared page (s-maxage).",
+)
+def up(
+    project_dir,
+    settings,
+    wsgi,
+    run_dir,
+    port,
+    app_servers,
+    workers,
+    app_server,
+    pool,
+    cache,
+    tls,
+    embedded,
+    seed,
+    edge_ttl,
+):
+    """Start the whole stack for a Django project and keep it running until Ctrl-C."""
+    project, is_demo = _project(project_dir, settings, wsgi)
+    setup = [["migrate", "--noinput"]]
+    if is_demo and seed:
+        setup.append(["seed_newsroom", "--if-empty"])
+    run_dir = run_dir.resolve()
+    config = StackConfig(
+        run_dir=run_dir,
+        project=project,
+        port=port,
+        app_servers=app_servers,
+        workers=workers,
+        app_server=app_server,
+        pool=pool,
+        cache=cache,
+        tls=tls,
+        embedded=embedded,
+        setup_commands=setup,
+        edge_ttl=edge_ttl,
+    )
+    try:
+        lock = _take_lock(run_dir)
+    except StackError as error:
+        _fail(error)
+
+    def on_signal(signum, frame):
+        raise _Stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stack = None
+    try:
+        stack = Stack(config)
+        with console.status("starting the stack") as spinner:
+            stack.start(progress=lambda message: spinner.update(message))
+        console.print(status_table(stack))
+        for layer in stack.embedded:
+            console.print(f"[yellow]note[/] {layer.layer}: {layer.implementation} ({layer.reason})")
+        console.print(
+            f"\nOpen [bold]{stack.url}[/]" + (f"  or  {stack.tls_url}" if stack.tls_url else "")
+        )
+        console.print("Ctrl-C stops everything.")
+        _supervise(stack)
+    except StackError as error:
+        if stack is not None:
+            stack.stop()
+        lock.unlink(missing_ok=True)
+        _fail(error)
+    except _Stop as stop:
+        console.print(f"\n{stop.args[0]}: stopping the stack")
+    finally:
+        # Ignore further signals while stopping: a second Ctrl-C must not leave orphans.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        if stack is not None:
+            for error in stack.stop():
+                console.print(f"[red]warning[/] {error}")
+        lock.unlink(missing_ok=True)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    console.print("stopped.")
+
+
+def _supervise(stack: Stack) -> None:
+    """Keep the stack running: restart a program that died, with backoff."""
+    backoff: dict[str, float] = {}
+    next_try: dict[str, float] = {}
+    while True:
+        time.sleep(0.5)
+        for program in stack.programs:
+            now = time.monotonic()
+            if program.running() or now < next_try.get(program.name, 0):
+                continue
+            code = program.process.returncode if program.process else None
+            console.print(
+                f"[yellow]{program.name} ({program.implementation}) exited with status {code}; "
+                f"restarting[/] (log: {program.log_path})"
+            )
+            try:
+                stack.restart(program)
+            except StackError as error:
+                delay = min(backoff.get(program.name, 0.5) * 2, 30.0)
+                backoff[program.name] = delay
+                next_try[program.name] = now + delay
+                console.print(f"[red]{error}[/]; next try in {delay:.0f} s")
+            else:
+                backoff.pop(program.name, None)
+                stack.write_state()
+                console.print(f"{program.name} is back (pid {program.pid})")
+
+
+def _read_state(run_dir: Path) -> dict | None:
+    state = run_dir / "state.json"
+    if not state.exists():
+        return None
+    try:
+        return json.loads(state.read_text())
+    except ValueError:
+        return None
+
+
+@click.command()
+@click.option(
+    "--run-dir", type=click.Path(path_type=Path), default=Path(".strata"), show_default=True
+)
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+def down(run_dir, timeout):
+    """Stop the stack that `strata up` runs for this run directory."""
+    lock = run_dir / "strata-up.pid"
+    try:
+        pid = int(lock.read_text().strip())
+    except (OSError, ValueError):
+        raise click.ClickException(f"no stack is running for {run_dir.resolve()}") from None
+    if not _pid_alive(pid):
+        lock.unlink(missing_ok=True)
+        raise click.ClickException(f"no stack is running for {run_dir.resolve()} (stale pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        raise click.ClickException(f"strata up (pid {pid}) did not stop in {timeout:.0f} s")
+    console.print("stopped.")
+
+
+@click.command()
+@click.option(
+    "--run-dir", type=click.Path(path_type=Path), default=Path(".strata"), show_default=True
+)
+def status(run_dir):
+    """Show what the running stack serves, layer by layer."""
+    state = _read_state(run_dir)
+    if state is None or not _pid_alive(int(state.get("pid", 0))):
+        raise click.ClickException(f"no stack is running for {run_dir.resolve()}")
+    table = Table(title=f"Strata stack (strata up pid {state['pid']})", title_justify="left")
+    for column in ("layer", "implementation", "version", "address", "pid", "alive"):
+        table.add_column(column)
+    for row in state["rows"]:
+        alive = "-" if not row["pid"] else ("yes" if _pid_alive(row["pid"]) else "[red]no[/]")
+        table.add_row(
+            row["layer"],
+            row["implementation"],
+            row["version"],
+            row["address"],
+            str(row["pid"] or "-"),
+            alive,
+        )
+    console.print(table)
+    console.print(f"Open {state['url']}")

@@ -1,0 +1,1 @@
+"""What Strata tells the accelerator (Varnish) about each response."""

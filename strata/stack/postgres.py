@@ -1,0 +1,196 @@
+"""PostgreSQL: a private cluster under the run directory, on its own port.
+
+PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres``
+user that Debian's package creates, and every directory on the way must be traversable
+by it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+from .errors import StackError
+from .program import Program, program_version
+
+__all__ = ["PostgreSQL", "find_postgres_bindir"]
+
+
+def find_postgres_bindir() -> Path | None:
+    """The directory holding ``postgres`` and ``initdb``; newest major version first.
+
+    ``STRATA_POSTGRES_BINDIR`` overrides the search (set it empty to pretend none exists).
+    """
+    override = os.environ.get("STRATA_POSTGRES_BINDIR")
+    if override is not None:
+        candidates = [override] if override else []
+    else:
+        candidates = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"),
+            key=lambda p: int(re.sub(r"\D", "", Path(p).parent.name) or 0),
+            reverse=True,
+        )
+        candidates += ["/usr/local/pgsql/bin"]
+    for candidate in candidates:
+        if (Path(candidate) / "postgres").is_file() and (Path(candidate) / "initdb").is_file():
+            return Path(candidate)
+    return None
+
+
+class PostgreSQL(Program):
+    """A PostgreSQL cluster of its own, tuned for a disposable local stack."""
+
+    layer = "database"
+    implementation = "PostgreSQL"
+    stop_signal = signal.SIGINT  # "fast" shutdown: disconnect clients, exit at once
+    database_name = "strata"
+
+    def __init__(self, name, run_dir, host, port, bindir: Path, durable: bool = False):
+        super().__init__(name, run_dir, host, port)
+        self.bindir = bindir
+        self.durable = durable
+        self.base = run_dir / "postgres"
+        self.data_dir = self.base / "data"
+
+    @property
+    def url(self) -> str:
+        """The ``DATABASE_URL`` for Django."""
+        return f"postgres://postgres@{self.host}:{self.port}/{self.database_name}"
+
+    def user(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    def cwd(self) -> Path:
+        return self.base
+
+    def version(self) -> str:
+        return program_version([str(self.bindir / "postgres"), "--version"], lambda s: s.split()[2])
+
+    def _check_reachable(self, owner: str) -> None:
+        """Every parent of the run directory must be traversable by the cluster's owner."""
+        path = self.base.resolve()
+        for parent in [path, *path.parents]:
+            if not parent.exists():
+                continue
+            if not os.stat(parent).st_mode & 0o001:
+                raise StackError(
+                    self.name,
+                    f"user {owner} cannot enter {parent} (mode {oct(os.stat(parent).st_mode & 0o777)}); "
+                    "choose a run directory under a world-traversable path with --run-dir",
+                )
+
+    def prepare(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        owner = self.user()
+        if owner:
+            try:
+                entry = pwd.getpwnam(owner)
+            except KeyError as exc:
+                raise StackError(self.name, f"running as root needs the user {owner!r}") from exc
+            self._check_reachable(owner)
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _initdb(self) -> None:
+        argv = [
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]
+        if not self.durable:
+            argv.append("--no-sync")
+        extra = {}
+        if self.user():
+            extra = {"user": "postgres", "group": "postgres", "extra_groups": []}
+        result = subprocess.run(
+            argv, capture_output=True, text=True, cwd=self.base, timeout=120, **extra
+        )
+        if result.returncode != 0:
+            init_log = self.run_dir / "logs" / "initdb.log"
+            init_log.parent.mkdir(parents=True, exist_ok=True)
+            init_log.write_text(result.stdout + result.stderr)
+            raise StackError(self.name, "initdb failed", init_log, detail=result.stderr[-2000:])
+
+    def argv(self) -> list[str]:
+        settings = {
+            "listen_addresses": self.host,
+            "max_connections": "200",
+            "shared_buffers": "128MB",
+            "log_min_duration_statement": "-1",
+        }
+        if not self.durable:
+            # A local, disposable cluster: trade durability for speed.
+            settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        argv = [
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.base),
+        ]
+        for key, value in settings.items():
+            argv += ["-c", f"{key}={value}"]
+        return argv
+
+    def healthy(self) -> bool:
+        result = subprocess.run(
+            [str(self.bindir / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)],
+            capture_output=True,
+            timeout=5,
+        )
+        return result.returncode == 0
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        super().wait_ready(timeout)
+        self._ensure_database()
+
+    def _ensure_database(self) -> None:
+        psql = [
+            str(self.bindir / "psql"),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ]
+        exists = subprocess.run(
+            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{self.database_name}'"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if exists.returncode != 0:
+            raise StackError(self.name, f"psql failed: {exists.stderr.strip()}", self.log_path)
+        if exists.stdout.strip() != "1":
+            created = subprocess.run(
+                [*psql, f'CREATE DATABASE "{self.database_name}"'],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if created.returncode != 0:
+                raise StackError(
+                    self.name,
+                    f"could not create the database: {created.stderr.strip()}",
+                    self.log_path,
+                )

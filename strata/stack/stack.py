@@ -1,0 +1,448 @@
+"""The whole stack: which programs run, in which order, on which ports; start and stop.
+
+load balancer (HAProxy) → accelerator (Varnish) → app-server pool (Gunicorn/uWSGI) →
+Django → cache (Redis) → database (PostgreSQL). Where a program is missing, or with
+``embedded=True``, the layer falls back to what Python alone provides (SQLite, a file
+cache shared by the worker processes, one app server answering directly), and the
+status table says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .appserver import APP_SERVERS, DjangoProject
+from .errors import StackError
+from .haproxy import HAProxy
+from .memcached import Memcached
+from .ports import EPHEMERAL_START, port_is_free
+from .postgres import PostgreSQL, find_postgres_bindir
+from .probes import http_get
+from .program import Program, StatusRow, find_program
+from .redis import Redis
+from .tls import ensure_self_signed_pem
+from .varnish import Backend, Varnish, xkey_available
+
+__all__ = ["StackConfig", "Stack", "demo_project"]
+
+log = logging.getLogger("strata.stack")
+
+# Each program's port is the base port plus a fixed offset, so addresses are predictable.
+OFFSETS = {
+    "haproxy": 0,
+    "varnish": 80,
+    "pool": 90,
+    "app": 101,
+    "memcached": 211,
+    "redis": 379,
+    "tls": 443,
+    "postgres": 432,
+}
+
+
+def demo_project() -> DjangoProject:
+    """The demo site that ships with Strata ("newsroom")."""
+    directory = Path(__file__).resolve().parents[2] / "demo"
+    if not (directory / "manage.py").exists():
+        raise StackError(
+            "demo",
+            f"the demo site is not at {directory}; install Strata from its repository "
+            "(pip install -e .) or pass --project-dir and --settings",
+        )
+    return DjangoProject(
+        directory=directory,
+        settings_module="newsroom_site.settings",
+        wsgi_app="newsroom_site.wsgi:application",
+    )
+
+
+@dataclass
+class StackConfig:
+    """What to run. Every field has a default that gives the demo on port 8000."""
+
+    run_dir: Path
+    project: DjangoProject
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_servers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    workers: int = 2
+    app_server: str = "gunicorn"
+    pool: str = "haproxy"  # who balances the app servers behind Varnish: haproxy | varnish
+    cache: str = "redis"  # redis | memcached
+    embedded: bool = False
+    tls: bool = False
+    allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
+    setup_commands: list[list[str]] = field(default_factory=lambda: [["migrate", "--noinput"]])
+    edge_ttl: int = 10
+
+    def port_of(self, role: str, index: int = 0) -> int:
+        """The port of ``role`` (its ``index``-th instance)."""
+        return self.port + OFFSETS[role] + index
+
+    def validate(self) -> None:
+        """Reject impossible values with a clear message."""
+        if self.app_server not in APP_SERVERS:
+            raise StackError(
+                "config",
+                f"unknown app server {self.app_server!r} (choose {' or '.join(APP_SERVERS)})",
+            )
+        if self.pool not in ("haproxy", "varnish"):
+            raise StackError("config", f"unknown pool {self.pool!r} (choose haproxy or varnish)")
+        if self.cache not in ("redis", "memcached"):
+            raise StackError("config", f"unknown cache {self.cache!r} (choose redis or memcached)")
+        if not 1 <= self.app_servers <= 64 or not 1 <= self.workers <= 64:
+            raise StackError("config", "app servers and workers must be between 1 and 64")
+        top = self.port + max(OFFSETS.values()) + self.app_servers
+        if self.port < 1024 or top >= EPHEMERAL_START:
+            raise StackError(
+                "config",
+                f"base port {self.port} puts the stack on ports {self.port}..{top}; "
+                f"choose a base port from 1024 to {EPHEMERAL_START - 1 - top + self.port} "
+                "(ports from 32768 up are the kernel's ephemeral range)",
+            )
+
+
+@dataclass
+class EmbeddedLayer:
+    """A layer served from inside the app server's Python (no separate program)."""
+
+    layer: str
+    implementation: str
+    address: str
+    reason: str
+
+
+class Stack:
+    """The programs of one stack, started in dependency order and stopped in reverse."""
+
+    def __init__(self, config: StackConfig):
+        config.validate()
+        self.config = config
+        self.run_dir = config.run_dir.resolve()
+        self.database: PostgreSQL | None = None
+        self.cache: Redis | Memcached | None = None
+        self.app_servers: list[Program] = []
+        self.accelerators: list[Varnish] = []
+        self.load_balancer: HAProxy | None = None
+        self.embedded: list[EmbeddedLayer] = []
+        self.started: list[Program] = []
+        self.purge_secret = ""
+        self._plan()
+
+    # -- planning ----------------------------------------------------------------------
+    def _plan(self) -> None:
+        cfg, run = self.config, self.run_dir
+        host = cfg.host
+        embedded = cfg.embedded
+
+        bindir = None if embedded else find_postgres_bindir()
+        if bindir is not None:
+            self.database = PostgreSQL("postgres", run, host, cfg.port_of("postgres"), bindir)
+            database_url = self.database.url
+        else:
+            sqlite = run / "db.sqlite3"
+            database_url = f"sqlite:///{sqlite}"
+            self.embedded.append(
+                EmbeddedLayer(
+                    "database",
+                    "SQLite (embedded)",
+                    str(sqlite),
+                    "--embedded" if embedded else "PostgreSQL is not installed",
+                )
+            )
+
+        cache_binary = (
+            None
+            if embedded
+            else find_program("redis-server" if cfg.cache == "redis" else "memcached")
+        )
+        if cache_binary and cfg.cache == "redis":
+            self.cache = Redis("redis", run, host, cfg.port_of("redis"), cache_binary)
+        elif cache_binary:
+            self.cache = Memcached("memcached", run, host, cfg.port_of("memcached"), cache_binary)
+        if self.cache is not None:
+            cache_url = self.cache.url
+        else:
+            cache_dir = run / "cache"
+            cache_url = f"file://{cache_dir}"
+            self.embedded.append(
+                EmbeddedLayer(
+                    "cache",
+                    "file cache (embedded, shared by the workers)",
+                    str(cache_dir),
+                    "--embedded" if embedded else f"{cfg.cache} is not installed",
+                )
+            )
+
+        varnishd = None if embedded else find_program("varnishd")
+        haproxy = None if embedded else find_program("haproxy")
+        missing = [
+            name for name, found in (("varnishd", varnishd), ("haproxy", haproxy)) if not found
+        ]
+        if varnishd and not xkey_available():
+            missing.append("the xkey vmod (varnish-modules)")
+        front = not embedded and not missing
+
+        self.purge_secret = self._purge_secret()
+        project_env = {
+            "DATABASE_URL": database_url,
+            "CACHE_URL": cache_url,
+            "DJANGO_ALLOWED_HOSTS": ",".join(cfg.allowed_hosts),
+            "STRATA_RUN_DIR": str(run),
+            "STRATA_EDGE_TTL": str(cfg.edge_ttl),
+            "STRATA_PURGE_SECRET": self.purge_secret,
+        }
+        self.config.project.env.update(project_env)
+
+        server_class = APP_SERVERS[cfg.app_server]
+        if front:
+            for i in range(cfg.app_servers):
+                self.app_servers.append(
+                    server_class(
+                        f"app{i + 1}", run, host, cfg.port_of("app", i), cfg.project, cfg.workers
+                    )
+                )
+        else:
+            # No balancer: one app server answers on the public port with all the workers.
+            self.app_servers.append(
+                server_class(
+                    "app1", run, host, cfg.port, cfg.project, cfg.workers * cfg.app_servers
+                )
+            )
+            self.embedded.append(
+                EmbeddedLayer(
+                    "accelerator + load balancer",
+                    "none: the app server answers directly",
+                    f"{host}:{cfg.port}",
+                    "--embedded" if embedded else f"not installed: {', '.join(missing)}",
+                )
+            )
+            return
+
+        if cfg.pool == "haproxy":
+            backends = [Backend("pool", host, cfg.port_of("pool"))]
+        else:
+            backends = [Backend(a.name, a.host, a.port) for a in self.app_servers]
+        self.accelerators.append(
+            Varnish(
+                "varnish1",
+                run,
+                host,
+                cfg.port_of("varnish"),
+                varnishd,
+                backends=backends,
+                pool=cfg.pool,
+                health_path=cfg.project.health_path,
+                purge_secret=self.purge_secret,
+                purger_addresses=[host],
+                allowed_hosts=cfg.allowed_hosts,
+            )
+        )
+        tls_pem = None
+        if cfg.tls:
+            tls_pem = ensure_self_signed_pem(run / "tls", cfg.allowed_hosts)
+        self.load_balancer = HAProxy(
+            "haproxy",
+            run,
+            host,
+            cfg.port,
+            haproxy,
+            accelerators=[Backend(v.name, v.host, v.port) for v in self.accelerators],
+            app_servers=[Backend(a.name, a.host, a.port) for a in self.app_servers],
+            pool=cfg.pool,
+            pool_port=cfg.port_of("pool"),
+            workers=cfg.workers,
+            health_path=cfg.project.health_path,
+            tls_port=cfg.port_of("tls") if cfg.tls else None,
+            tls_pem=tls_pem,
+        )
+        self.config.project.env["STRATA_ACCELERATORS"] = ",".join(
+            f"http://{v.host}:{v.port}" for v in self.accelerators
+        )
+
+    def _purge_secret(self) -> str:
+        path = self.run_dir / "purge-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(24)
+        path.write_text(secret + "\n")
+        path.chmod(0o600)
+        return secret
+
+    @property
+    def programs(self) -> list[Program]:
+        """Every program, in start order."""
+        order: list[Program] = []
+        if self.database:
+            order.append(self.database)
+        if self.cache:
+            order.append(self.cache)
+        order += self.app_servers
+        order += self.accelerators
+        if self.load_balancer:
+            order.append(self.load_balancer)
+        return order
+
+    @property
+    def url(self) -> str:
+        """Where a person opens the site."""
+        return f"http://{self.config.host}:{self.config.port}/"
+
+    @property
+    def tls_url(self) -> str | None:
+        """The HTTPS address, when TLS termination is on."""
+        if self.load_balancer and self.load_balancer.tls_port:
+            return f"https://{self.config.host}:{self.load_balancer.tls_port}/"
+        return None
+
+    # -- running -----------------------------------------------------------------------
+    def check_ports(self) -> None:
+        """Fail before starting anything when a port the stack needs is taken."""
+        for program in self.programs:
+            for port in program.ports():
+                if not port_is_free(program.host, port):
+                    raise StackError(
+                        program.name,
+                        f"port {port} on {program.host} is already in use; stop what listens "
+                        "there or choose another base port (--port)",
+                    )
+
+    def start(self, progress=None) -> None:
+        """Start every layer in dependency order and wait until each answers.
+
+        On any failure, whatever was started is stopped again before the error is raised.
+        ``progress`` is called with a short message before each step.
+        """
+        say = progress or (lambda message: None)
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            self.check_ports()
+            for program in [p for p in (self.database, self.cache) if p]:
+                say(f"starting {program.name}")
+                self._start_and_wait(program)
+            for args in self.config.setup_commands:
+                say(f"running manage.py {' '.join(args)}")
+                self.manage(args)
+            say("starting app servers")
+            for program in self.app_servers:
+                program.start()
+                self.started.append(program)
+            for program in self.app_servers:
+                program.wait_ready()
+            for program in self.accelerators:
+                say(f"starting {program.name}")
+                self._start_and_wait(program)
+            if self.load_balancer:
+                say("starting haproxy")
+                self._start_and_wait(self.load_balancer)
+            say("checking a request end to end")
+            self._check_end_to_end()
+        except BaseException:
+            self.stop()
+            raise
+        self.write_state()
+
+    def _start_and_wait(self, program: Program) -> None:
+        program.start()
+        self.started.append(program)
+        program.wait_ready()
+
+    def _check_end_to_end(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                answer = http_get(self.config.host, self.config.port, "/", timeout=10)
+                if answer.status < 500:
+                    return
+                last = f"status {answer.status}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        logs = ", ".join(str(p.log_path) for p in self.app_servers[:1])
+        raise StackError("stack", f"GET / through the stack failed ({last}); see {logs}")
+
+    def manage(self, args: list[str], timeout: float = 600) -> str:
+        """Run a Django management command against this stack's database and cache."""
+        project = self.config.project
+        log_path = self.run_dir / "logs" / "manage.log"
+        with open(log_path, "ab") as out:
+            out.write(f"$ manage.py {' '.join(args)}\n".encode())
+            out.flush()
+            try:
+                result = subprocess.run(
+                    [sys.executable, "-m", "django", *args],
+                    cwd=project.directory,
+                    env=project.environment(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise StackError(
+                    "django", f"manage.py {args[0]} took over {timeout:.0f} s", log_path
+                ) from exc
+            out.write(result.stdout)
+        if result.returncode != 0:
+            last = result.stdout.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+            raise StackError("django", f"manage.py {' '.join(args)} failed: {last[0]}", log_path)
+        return result.stdout.decode("utf-8", "replace")
+
+    def stop(self) -> list[StackError]:
+        """Stop every started program in reverse order; return the errors met on the way."""
+        errors = []
+        for program in reversed(self.started):
+            try:
+                program.stop()
+            except Exception as exc:  # keep stopping the others
+                errors.append(StackError(program.name, f"could not stop: {exc}", program.log_path))
+        self.started.clear()
+        state = self.run_dir / "state.json"
+        if state.exists():
+            state.unlink()
+        return errors
+
+    def restart(self, program: Program) -> None:
+        """Start ``program`` again (after it died or was stopped) and wait until ready."""
+        program.stop()
+        program.start()
+        if program not in self.started:
+            self.started.append(program)
+        program.wait_ready()
+
+    # -- reporting ---------------------------------------------------------------------
+    def status_rows(self) -> list[StatusRow]:
+        """The status table: real programs, then the embedded layers with their reason."""
+        rows = [p.status_row() for p in reversed(self.programs)]
+        for layer in self.embedded:
+            rows.append(
+                StatusRow(
+                    layer.layer,
+                    layer.implementation,
+                    "-",
+                    layer.address,
+                    None,
+                    "-",
+                    note=f"embedded: {layer.reason}",
+                )
+            )
+        return rows
+
+    def write_state(self) -> None:
+        """Record what runs where, for ``strata status`` and ``strata down``."""
+        state = {
+            "pid": os.getpid(),
+            "url": self.url,
+            "tls_url": self.tls_url,
+            "rows": [row.__dict__ for row in self.status_rows()],
+        }
+        (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
