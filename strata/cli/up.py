@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from ..stack.stack import Stack, StackConfig, demo_project
 
 __all__ = ["up", "down", "status"]
 
-console = Console(highlight=False)
+# Piped output (logs, CI) gets long lines instead of Rich's default 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 log = logging.getLogger("strata.cli")
 
 

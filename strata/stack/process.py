@@ -9,6 +9,7 @@ its workers (``killpg``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -33,6 +34,22 @@ def tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(signum: int):
+    """A ``preexec_fn`` asking the kernel to signal the child when its parent dies.
+
+    Then even a ``strata up`` that is killed with SIGKILL leaves no program behind.
+    """
+
+    def preexec() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+    return preexec
 
 
 def live_session_members(session_id: int) -> list[int]:
@@ -94,6 +111,7 @@ class ManagedProcess:
                 cwd=self.cwd,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_die_with_parent(self.stop_signal),
                 **extra,
             )
         log.debug("started pid %s: %s", self.popen.pid, " ".join(self.argv))

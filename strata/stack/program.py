@@ -33,15 +33,8 @@ class StatusRow:
 
 
 def find_program(name: str) -> str | None:
-    """Locate ``name`` on PATH, then in /usr/sbin and /usr/local/sbin (not always on PATH)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    for directory in ("/usr/sbin", "/usr/local/sbin", "/sbin"):
-        candidate = Path(directory) / name
-        if candidate.is_file():
-            return str(candidate)
-    return None
+    """Locate ``name`` on PATH (a program that is not on PATH counts as missing)."""
+    return shutil.which(name)
 
 
 def program_version(argv: list[str], parse) -> str:

@@ -178,7 +178,7 @@ class Stack:
                     "cache",
                     "file cache (embedded, shared by the workers)",
                     str(cache_dir),
-                    "--embedded" if embedded else f"{cfg.cache} is not installed",
+                    "--embedded" if embedded else f"{cfg.cache} is not installed (not on PATH)",
                 )
             )
 
@@ -222,7 +222,9 @@ class Stack:
                     "accelerator + load balancer",
                     "none: the app server answers directly",
                     f"{host}:{cfg.port}",
-                    "--embedded" if embedded else f"not installed: {', '.join(missing)}",
+                    "--embedded"
+                    if embedded
+                    else f"not installed (not on PATH): {', '.join(missing)}",
                 )
             )
             return

@@ -163,4 +163,5 @@ class Varnish(Program):
         )
         if answer.status != 200:
             raise StackError(self.name, f"purge refused: {answer.status}")
-        return int(answer.body.split(b"Purged ")[-1].split()[0]) if b"urged" in answer.body else 0
+        found = re.search(rb"urged (\d+)", answer.body)
+        return int(found.group(1)) if found else 0

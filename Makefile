@@ -1,0 +1,21 @@
+# The two commands of the README, and a few helpers.
+.PHONY: demo test test-django61 lint bootstrap clean
+
+VENV ?= .venv
+
+demo: bootstrap ## run the demo site through the whole stack (Ctrl-C stops it)
+	$(VENV)/bin/strata up
+
+test: bootstrap lint ## the whole test suite: Django 5.2 here, then Django 6.1 on Python 3.12+
+	$(VENV)/bin/pytest
+	scripts/test-django61.sh
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bootstrap:
+	scripts/bootstrap.sh
+
+clean:
+	rm -rf .strata .pytest_cache .ruff_cache
