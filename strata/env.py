@@ -83,7 +83,7 @@ def cache_from_url(url: str, source: str = "cache URL") -> dict[str, Any]:
     elif parts.scheme == "memcached":
         config["LOCATION"] = parts.netloc.split(",")
     elif parts.scheme == "file":
-        if not parts.path.startswith("/"):
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise ImproperlyConfigured(f"{source}={url!r}: a file cache needs an absolute path")
         config["LOCATION"] = parts.path
     elif parts.scheme == "locmem":

@@ -1,0 +1,60 @@
+"""Shared or personal: the pure rule that decides what an accelerator may store."""
+
+from __future__ import annotations
+
+import pytest
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from strata.edge.policy import apply_edge_cache_control, personal_reason
+
+rf = RequestFactory()
+
+
+def test_anonymous_get_is_shared_and_gets_s_maxage():
+    response = HttpResponse("hi")
+    assert apply_edge_cache_control(rf.get("/"), response, edge_ttl=30) is None
+    assert "s-maxage=30" in response["Cache-Control"]
+    assert "public" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (rf.post("/"), "method POST"),
+        (rf.get("/", HTTP_AUTHORIZATION="Basic eDp5"), "authorization header"),
+        (rf.get("/", HTTP_COOKIE="sessionid=abc"), "session cookie"),
+    ],
+)
+def test_personal_requests_are_never_shared(request_, reason):
+    response = HttpResponse("hi")
+    assert apply_edge_cache_control(request_, response, edge_ttl=30) == reason
+    assert "private" in response["Cache-Control"]
+    assert "s-maxage" not in response["Cache-Control"]
+
+
+def test_a_response_that_sets_a_cookie_is_personal():
+    response = HttpResponse("hi")
+    response.set_cookie("csrftoken", "x")
+    assert personal_reason(rf.get("/"), response) == "response sets a cookie"
+
+
+@pytest.mark.parametrize("directive", ["private", "no-store", "no-cache"])
+def test_the_views_own_cache_control_is_respected(directive):
+    response = HttpResponse("hi")
+    response["Cache-Control"] = directive
+    assert personal_reason(rf.get("/"), response) == f"Cache-Control: {directive}"
+
+
+def test_vary_star_and_server_errors_are_not_shared():
+    varying = HttpResponse("hi")
+    varying["Vary"] = "*"
+    assert personal_reason(rf.get("/"), varying) == "Vary: *"
+    assert personal_reason(rf.get("/"), HttpResponse(status=500)) == "status 500"
+
+
+def test_a_view_that_chose_its_own_lifetime_keeps_it():
+    response = HttpResponse("hi")
+    response["Cache-Control"] = "public, s-maxage=600"
+    apply_edge_cache_control(rf.get("/"), response, edge_ttl=30)
+    assert response["Cache-Control"] == "public, s-maxage=600"
