@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -89,3 +90,16 @@ def test_the_app_server_config_names_the_project(run_dir):
     assert "preload_app = True" in text
     result = subprocess.run(["python3", "-c", f"exec(open({str(app.config_path)!r}).read())"])
     assert result.returncode == 0
+
+
+def test_postgres_cluster_moves_out_of_a_private_run_directory(tmp_path):
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    from strata.stack.postgres import PostgreSQL
+
+    cluster = PostgreSQL("postgres", private / ".strata", "127.0.0.1", 20432, Path("/nonexistent"))
+    if os.geteuid() == 0:  # as root the cluster belongs to `postgres`, who cannot enter it
+        assert not cluster.base.is_relative_to(private)
+        assert cluster.base.name.startswith("strata-postgres-")
+    else:
+        assert cluster.base == private / ".strata" / "postgres"

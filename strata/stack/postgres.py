@@ -8,11 +8,13 @@ by it.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import re
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .errors import StackError
@@ -42,6 +44,14 @@ def find_postgres_bindir() -> Path | None:
     return None
 
 
+def _traversable_by_others(path: Path) -> bool:
+    """True when every existing directory on the way to ``path`` is world-executable."""
+    for parent in [path.resolve(), *path.resolve().parents]:
+        if parent.exists() and not os.stat(parent).st_mode & 0o001:
+            return False
+    return True
+
+
 class PostgreSQL(Program):
     """A PostgreSQL cluster of its own, tuned for a disposable local stack."""
 
@@ -54,7 +64,7 @@ class PostgreSQL(Program):
         super().__init__(name, run_dir, host, port)
         self.bindir = bindir
         self.durable = durable
-        self.base = run_dir / "postgres"
+        self.base = self._choose_base(run_dir)
         self.data_dir = self.base / "data"
 
     @property
@@ -71,18 +81,18 @@ class PostgreSQL(Program):
     def version(self) -> str:
         return program_version([str(self.bindir / "postgres"), "--version"], lambda s: s.split()[2])
 
-    def _check_reachable(self, owner: str) -> None:
-        """Every parent of the run directory must be traversable by the cluster's owner."""
-        path = self.base.resolve()
-        for parent in [path, *path.parents]:
-            if not parent.exists():
-                continue
-            if not os.stat(parent).st_mode & 0o001:
-                raise StackError(
-                    self.name,
-                    f"user {owner} cannot enter {parent} (mode {oct(os.stat(parent).st_mode & 0o777)}); "
-                    "choose a run directory under a world-traversable path with --run-dir",
-                )
+    def _choose_base(self, run_dir: Path) -> Path:
+        """The cluster's directory: in the run directory when its owner can reach it.
+
+        As root the cluster belongs to ``postgres``, which cannot enter a run directory
+        under a private home (mode 0700); the cluster then lives under the system's
+        temporary directory, named after the run directory so that it is found again.
+        """
+        preferred = run_dir / "postgres"
+        if os.geteuid() != 0 or _traversable_by_others(preferred):
+            return preferred
+        digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"strata-postgres-{digest}"
 
     def prepare(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -92,7 +102,9 @@ class PostgreSQL(Program):
                 entry = pwd.getpwnam(owner)
             except KeyError as exc:
                 raise StackError(self.name, f"running as root needs the user {owner!r}") from exc
-            self._check_reachable(owner)
+            if not _traversable_by_others(self.base):
+                raise StackError(self.name, f"user {owner} cannot reach {self.base}; "
+                                 "choose another --run-dir")
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()

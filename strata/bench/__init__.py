@@ -1,0 +1,1 @@
+"""Load generation and measurement (wrk, with its results parsed)."""
