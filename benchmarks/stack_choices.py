@@ -35,11 +35,15 @@ PERSONAL = {"Cookie": "sessionid=benchmark-no-such-session"}  # passes Varnish: 
 
 
 def start_stack(run_dir: Path, port: int, **options) -> Stack:
-    stack = Stack(StackConfig(
-        run_dir=run_dir, project=demo_project(), port=port,
-        setup_commands=[["migrate", "--noinput"], ["seed_newsroom", "--if-empty"]],
-        **options,
-    ))
+    stack = Stack(
+        StackConfig(
+            run_dir=run_dir,
+            project=demo_project(),
+            port=port,
+            setup_commands=[["migrate", "--noinput"], ["seed_newsroom", "--if-empty"]],
+            **options,
+        )
+    )
     stack.start()
     return stack
 
@@ -47,8 +51,14 @@ def start_stack(run_dir: Path, port: int, **options) -> Stack:
 def measure(url: str, seconds: float, connections: int, headers=None) -> dict:
     run_wrk(url, seconds=1, connections=connections, headers=headers)  # warm-up, discarded
     result = run_wrk(url, seconds=seconds, connections=connections, headers=headers)
-    return {"rps": round(result.rps, 1), "p50_ms": result.p50_ms, "p90_ms": result.p90_ms,
-            "p99_ms": result.p99_ms, "errors": result.errors, "requests": result.requests}
+    return {
+        "rps": round(result.rps, 1),
+        "p50_ms": result.p50_ms,
+        "p90_ms": result.p90_ms,
+        "p99_ms": result.p99_ms,
+        "errors": result.errors,
+        "requests": result.requests,
+    }
 
 
 def kill_drill(stack: Stack, seconds: float) -> dict:
@@ -63,8 +73,12 @@ def kill_drill(stack: Stack, seconds: float) -> dict:
     killer.start()
     result = run_wrk(stack.url, seconds=seconds, connections=8, headers=PERSONAL)
     killer.join()
-    return {"requests": result.requests, "failed": result.errors, "p99_ms": result.p99_ms,
-            "max_ms": result.max_ms}
+    return {
+        "requests": result.requests,
+        "failed": result.errors,
+        "p99_ms": result.p99_ms,
+        "max_ms": result.max_ms,
+    }
 
 
 def main() -> None:
@@ -77,8 +91,11 @@ def main() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="strata-bench-", dir="/tmp"))
     run_dir.chmod(0o755)
     results: dict = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "seconds": args.seconds,
     }
     variants = [
@@ -95,26 +112,46 @@ def main() -> None:
             author = re.search(r'href="(/authors/[^"]+/)"', home).group(1)
             hit = measure(stack.url, args.seconds, connections=20)
             miss = measure(stack.url, args.seconds, connections=8, headers=PERSONAL)
-            light = measure(stack.url.rstrip("/") + author, args.seconds, connections=8,
-                            headers=PERSONAL)
+            light = measure(
+                stack.url.rstrip("/") + author, args.seconds, connections=8, headers=PERSONAL
+            )
             time.sleep(1)
             drill = kill_drill(stack, args.seconds)
         finally:
             stack.stop()
         rows.append((label, hit, miss, light, drill))
-        results[label] = {"hit": hit, "uncached": miss, "uncached_author_page": light,
-                          "kill_drill": drill}
+        results[label] = {
+            "hit": hit,
+            "uncached": miss,
+            "uncached_author_page": light,
+            "kill_drill": drill,
+        }
 
-    table = Table(title=f"Home page through the whole stack ({os.cpu_count()} cores, wrk, {args.seconds:.0f} s each)")
-    for column in ("variant", "home hit req/s", "hit p50/p99 ms", "uncached home req/s",
-                   "p50/p99 ms", "uncached author page req/s", "p50/p99 ms",
-                   "kill drill: failed/requests"):
+    table = Table(
+        title=f"Home page through the whole stack ({os.cpu_count()} cores, wrk, {args.seconds:.0f} s each)"
+    )
+    for column in (
+        "variant",
+        "home hit req/s",
+        "hit p50/p99 ms",
+        "uncached home req/s",
+        "p50/p99 ms",
+        "uncached author page req/s",
+        "p50/p99 ms",
+        "kill drill: failed/requests",
+    ):
         table.add_column(column)
     for label, hit, miss, light, drill in rows:
-        table.add_row(label, f"{hit['rps']:.0f}", f"{hit['p50_ms']:.2f} / {hit['p99_ms']:.2f}",
-                      f"{miss['rps']:.0f}", f"{miss['p50_ms']:.1f} / {miss['p99_ms']:.1f}",
-                      f"{light['rps']:.0f}", f"{light['p50_ms']:.1f} / {light['p99_ms']:.1f}",
-                      f"{drill['failed']} / {drill['requests']}")
+        table.add_row(
+            label,
+            f"{hit['rps']:.0f}",
+            f"{hit['p50_ms']:.2f} / {hit['p99_ms']:.2f}",
+            f"{miss['rps']:.0f}",
+            f"{miss['p50_ms']:.1f} / {miss['p99_ms']:.1f}",
+            f"{light['rps']:.0f}",
+            f"{light['p50_ms']:.1f} / {light['p99_ms']:.1f}",
+            f"{drill['failed']} / {drill['requests']}",
+        )
     console.print(table)
     base = results["gunicorn + haproxy pool"]
     for label, _, miss, light, _ in rows[1:]:

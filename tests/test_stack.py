@@ -194,3 +194,45 @@ def test_killed_app_server_is_taken_out_and_brought_back(stack):
 
 def test_redis_answers_on_its_own_port_only(stack):
     assert line_probe(stack.cache.host, stack.cache.port, b"PING\r\n", b"+PONG")
+
+
+def test_the_alternative_topology_serves_and_stops_cleanly():
+    """uWSGI app servers, memcached, and Varnish's own director instead of the HAProxy pool."""
+    from strata.stack.stack import Stack, StackConfig, demo_project
+
+    from .stackutil import free_base_port, make_run_dir, remove_run_dir, require_real_stack
+
+    require_real_stack()
+    run_dir = make_run_dir()
+    alternative = Stack(
+        StackConfig(
+            run_dir=run_dir,
+            project=demo_project(),
+            port=free_base_port(),
+            app_servers=2,
+            workers=1,
+            app_server="uwsgi",
+            cache="memcached",
+            pool="varnish",
+        )
+    )
+    try:
+        alternative.start()
+        assert [p.implementation for p in alternative.programs] == [
+            "PostgreSQL",
+            "Memcached",
+            "uWSGI",
+            "uWSGI",
+            "Varnish",
+            "HAProxy",
+        ]
+        client = client_for(alternative)
+        assert client.get("/?alt").getheader("X-Cache") == "MISS"
+        assert client.get("/?alt").getheader("X-Cache") == "HIT"
+        sessions = [p.pid for p in alternative.programs]
+    finally:
+        alternative.stop()
+        remove_run_dir(run_dir)
+    from strata.stack.process import live_session_members
+
+    assert all(not live_session_members(pid) for pid in sessions)

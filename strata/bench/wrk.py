@@ -48,18 +48,37 @@ def _lua_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def run_wrk(url: str, *, seconds: float = 5, connections: int = 10, threads: int = 2,
-            headers: dict[str, str] | None = None, timeout_s: int = 5) -> WrkResult:
+def run_wrk(
+    url: str,
+    *,
+    seconds: float = 5,
+    connections: int = 10,
+    threads: int = 2,
+    headers: dict[str, str] | None = None,
+    timeout_s: int = 5,
+) -> WrkResult:
     """Drive ``url`` for ``seconds`` (bounded) and return the parsed results."""
-    lines = [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()]
+    lines = [
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
+    ]
     threads = max(1, min(threads, connections))
     with tempfile.TemporaryDirectory(prefix="strata-wrk-") as scratch:
         script = Path(scratch) / "report.lua"
         script.write_text(_LUA.format(headers="\n".join(lines)))
         out = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
-             "-s", str(script), url],
-            capture_output=True, text=True, timeout=seconds + 60,
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                f"--timeout={timeout_s}s",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
         )
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("JSON ")), None)
     if out.returncode != 0 or line is None:
@@ -67,7 +86,11 @@ def run_wrk(url: str, *, seconds: float = 5, connections: int = 10, threads: int
     data = json.loads(line[5:])
     errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
     return WrkResult(
-        requests=data["requests"], seconds=data["duration_us"] / 1e6, errors=errors,
-        p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        errors=errors,
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
     )

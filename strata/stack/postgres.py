@@ -103,8 +103,9 @@ class PostgreSQL(Program):
             except KeyError as exc:
                 raise StackError(self.name, f"running as root needs the user {owner!r}") from exc
             if not _traversable_by_others(self.base):
-                raise StackError(self.name, f"user {owner} cannot reach {self.base}; "
-                                 "choose another --run-dir")
+                raise StackError(
+                    self.name, f"user {owner} cannot reach {self.base}; choose another --run-dir"
+                )
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
