@@ -424,7 +424,14 @@ class Stack:
     # -- reporting ---------------------------------------------------------------------
     def status_rows(self) -> list[StatusRow]:
         """The status table: real programs, then the embedded layers with their reason."""
-        rows = [p.status_row() for p in reversed(self.programs)]
+        layers = [
+            [self.load_balancer],
+            self.accelerators,
+            self.app_servers,
+            [self.cache],
+            [self.database],
+        ]
+        rows = [p.status_row() for layer in layers for p in layer if p is not None]
         for layer in self.embedded:
             rows.append(
                 StatusRow(
