@@ -1,13 +1,30 @@
 """Django app configuration for Strata."""
 
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 
 
 class StrataConfig(AppConfig):
-    """Registers Strata's system checks."""
+    """Registers Strata's system checks and, when configured, the query cache's hooks."""
 
     name = "strata"
     verbose_name = "Strata"
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+        from .conf import strata_settings
+
+        setting_changed.connect(_forget_settings, dispatch_uid="strata-settings-changed")
+        if strata_settings().query_cache.enabled:
+            from .querycache.monkey_patch import install
+
+            install()
+
+
+def _forget_settings(setting, **kwargs) -> None:
+    if setting in ("STRATA", "CACHES", "DATABASES", "INSTALLED_APPS"):
+        from .conf import strata_settings
+        from .querycache.schema import clear_schema_cache
+
+        strata_settings.cache_clear()
+        clear_schema_cache()

@@ -59,6 +59,10 @@ def database(default: str, var: str = "DATABASE_URL", conn_max_age: int = 60) ->
         # SQLite connections are cheap; keeping them open across threads gains nothing.
         config["CONN_MAX_AGE"] = 0
         config["CONN_HEALTH_CHECKS"] = False
+        # Take the write lock when a transaction begins: concurrent writers then wait
+        # for each other instead of failing with "database is locked", and Strata can
+        # read the rows a write touches before it changes them.
+        config.setdefault("OPTIONS", {}).setdefault("transaction_mode", "IMMEDIATE")
     return config
 
 

@@ -106,7 +106,11 @@ warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-STRATA = {"EDGE_TTL": int(os.environ.get("STRATA_EDGE_TTL", "10"))}
+STRATA = {
+    "EDGE_TTL": int(os.environ.get("STRATA_EDGE_TTL", "10")),
+    # The ORM query cache: on unless STRATA_QUERY_CACHE=0 (benchmarks compare both).
+    "QUERY_CACHE": {"ENABLED": os.environ.get("STRATA_QUERY_CACHE", "1") != "0"},
+}
 
 LOGGING = {
     "version": 1,

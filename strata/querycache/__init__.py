@@ -1,0 +1,1 @@
+"""The ORM query cache: SELECT results cached with their tags, checked on every use."""

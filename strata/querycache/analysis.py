@@ -1,0 +1,220 @@
+"""Which tags a query reads, and which tags a write changes. Pure functions of queries.
+
+Reads: every table the SQL mentions gets its table tag, except the query's own (base)
+table when its WHERE clause pins a condition column by equality (``=`` or ``IN``, AND-ed
+at the top level): then the read depends on those condition tags and on the table's bulk
+tag instead, so writes to other rows leave it valid.
+
+Writes: an inserted row changes its table tag and the condition tags of its values; an
+updated or deleted row changes the condition tags of its old values (read under lock
+before the write) and of the new values it gets. When the rows are unknown, the table's
+bulk tag changes too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from django.db.models import Model
+from django.db.models.expressions import Col
+from django.db.models.lookups import Exact, In
+from django.db.models.sql.where import AND, WhereNode
+
+from ..tags.naming import ALL, bulk_tag, condition_tag, new_rows_tag, table_tag
+from .schema import table_info, tables_in_sql
+
+__all__ = [
+    "read_tags",
+    "row_tags",
+    "conditions_of",
+    "is_nondeterministic",
+    "raw_write_tables",
+]
+
+MAX_IN_VALUES = 100
+
+_NONDETERMINISTIC = re.compile(
+    r"\b(RANDOM|RAND|NOW|CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|LOCALTIMESTAMP|LOCALTIME|"
+    r"STATEMENT_TIMESTAMP|CLOCK_TIMESTAMP|TRANSACTION_TIMESTAMP|TIMEOFDAY|GEN_RANDOM_UUID|UUID|"
+    r"NEWID|SYSDATE|UTC_TIMESTAMP)\b\s*(\(|(?=\W)|$)|'now'",
+    re.IGNORECASE,
+)
+
+
+def is_nondeterministic(sql: str) -> bool:
+    """True when the SQL's result depends on the clock or a random generator."""
+    return bool(_NONDETERMINISTIC.search(sql))
+
+
+def conditions_of(query) -> dict[str, dict[str, set]]:
+    """Tables pinned by equality in ``query``: table -> {column: values}.
+
+    Only top-level AND-ed ``=``/``IN`` lookups on condition columns count, and only for
+    tables that appear once in the query. A pin on a joined table is as good as one on
+    the base table: rows of that table that fail the WHERE never reach the result, so
+    writes to them cannot change it. Anything under OR or NOT pins nothing.
+    """
+    counts: dict[str, int] = {}
+    for join in query.alias_map.values():
+        counts[join.table_name] = counts.get(join.table_name, 0) + 1
+    pinned: dict[str, dict[str, set]] = {}
+    _walk(query.where, query.alias_map, counts, pinned)
+    return pinned
+
+
+def _walk(node: WhereNode, alias_map, counts, pinned: dict[str, dict[str, set]]) -> None:
+    if node.connector != AND or node.negated:
+        return
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            _walk(child, alias_map, counts, pinned)
+            continue
+        if not isinstance(child, Exact | In):
+            continue
+        lhs = child.lhs
+        if not isinstance(lhs, Col) or lhs.alias not in alias_map:
+            continue
+        table = alias_map[lhs.alias].table_name
+        info = table_info(table)
+        if (
+            info is None
+            or counts.get(table) != 1
+            or lhs.target.column not in info.condition_columns
+        ):
+            continue
+        values = _plain_values(child)
+        if values is None:
+            continue
+        columns = pinned.setdefault(table, {})
+        column = lhs.target.column
+        # Two pins of one column AND-ed: the rows satisfy both; keep the smaller set.
+        columns[column] = columns[column] & values if column in columns else values
+
+
+def _plain_values(lookup) -> set | None:
+    rhs = lookup.rhs
+    if isinstance(lookup, In):
+        if not isinstance(rhs, list | tuple | set | frozenset) or len(rhs) > MAX_IN_VALUES:
+            return None
+        values = set()
+        for value in rhs:
+            value = _plain(value)
+            if value is _NOT_PLAIN:
+                return None
+            values.add(value)
+        return values
+    value = _plain(rhs)
+    if value is _NOT_PLAIN or value is None:
+        return None
+    return {value}
+
+
+_NOT_PLAIN = object()
+
+
+def _plain(value):
+    if isinstance(value, Model):
+        return value.pk
+    if hasattr(value, "resolve_expression") or hasattr(value, "as_sql"):
+        return _NOT_PLAIN
+    if isinstance(value, list | tuple | dict | set):
+        return _NOT_PLAIN
+    return value
+
+
+def read_tags(query, sql: str, *, simple: bool) -> frozenset[str]:
+    """The tags a SELECT depends on. ``simple``: a single SELECT with no subquery."""
+    tags = {ALL}
+    pinned = conditions_of(query) if simple else {}
+    for table in tables_in_sql(sql):
+        columns = pinned.get(table)
+        if not columns:
+            tags.add(table_tag(table))
+            continue
+        info = table_info(table)
+        column = (
+            info.pk_column
+            if info.pk_column in columns
+            else min(columns, key=lambda c: len(columns[c]))
+        )
+        tags.add(bulk_tag(table))
+        if column == info.pk_column:
+            tags.add(new_rows_tag(table))
+        tags.update(condition_tag(table, column, value) for value in columns[column])
+    return frozenset(tags)
+
+
+def row_tags(table: str, rows: Iterable[dict]) -> set[str]:
+    """Condition tags of rows given as ``{column: value}`` (only condition columns count)."""
+    info = table_info(table)
+    tags: set[str] = set()
+    if info is None:
+        return tags
+    for row in rows:
+        for column in info.condition_columns:
+            if column in row:
+                tags.add(condition_tag(table, column, row[column]))
+    return tags
+
+
+_IDENT = r"(?:\"(?:[^\"]|\"\")+\"|`[^`]+`|\[[^\]]+\]|[\w$.]+)"
+_WRITE_TARGETS = [
+    re.compile(rf"^\s*INSERT\s+(?:OR\s+\w+\s+)?(?:IGNORE\s+)?INTO\s+({_IDENT})", re.I),
+    re.compile(rf"^\s*REPLACE\s+INTO\s+({_IDENT})", re.I),
+    re.compile(rf"^\s*UPDATE\s+(?:ONLY\s+)?(?:OR\s+\w+\s+)?({_IDENT})", re.I),
+    re.compile(rf"^\s*DELETE\s+FROM\s+(?:ONLY\s+)?({_IDENT})", re.I),
+    re.compile(rf"^\s*MERGE\s+INTO\s+({_IDENT})", re.I),
+    re.compile(rf"^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?({_IDENT})", re.I),
+    re.compile(rf"^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?({_IDENT}(?:\s*,\s*{_IDENT})*)", re.I),
+    re.compile(rf"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?({_IDENT}(?:\s*,\s*{_IDENT})*)", re.I),
+]
+_HARMLESS = re.compile(
+    r"^\s*(SELECT|SHOW|EXPLAIN|SET|BEGIN|START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA"
+    r"|DECLARE|FETCH|CLOSE|LISTEN|NOTIFY|VALUES"
+    r"|CREATE\s+(UNIQUE\s+)?INDEX|CREATE\s+TABLE|CREATE\s+SEQUENCE|ANALYZE|WITH\s+\w+\s+AS\s*\(\s*SELECT)",
+    re.IGNORECASE,
+)
+
+
+def _unquote(identifier: str) -> str:
+    """``"app_table"`` → ``app_table``; ``public.app_table`` → ``app_table``."""
+    identifier = identifier.strip()
+    if identifier[:1] in '"`[':
+        return identifier[1:-1].replace('""', '"')
+    return identifier.rsplit(".", 1)[-1]
+
+
+def raw_write_tables(sql: str) -> frozenset[str] | None:
+    """Tables a raw SQL statement may write.
+
+    ``frozenset()`` for a statement that writes nothing (SELECT, SET, BEGIN, CREATE
+    TABLE...), the tables for a recognised write, and ``None`` when the statement may
+    write but its tables cannot be told: the caller then invalidates everything.
+    """
+    statement = _strip_comments(sql).strip().rstrip(";")
+    if not statement or _HARMLESS.match(statement):
+        # A CTE may hide a write: WITH x AS (DELETE ... RETURNING ...) SELECT ...
+        if re.search(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", statement, re.I) and re.match(
+            r"^\s*WITH\b", statement, re.I
+        ):
+            return None
+        return frozenset()
+    if ";" in statement:
+        return None  # several statements: do not guess
+    for pattern in _WRITE_TARGETS:
+        match = pattern.match(statement)
+        if match:
+            names = [n for n in re.split(r"\s*,\s*", match.group(1)) if n]
+            tables = {_unquote(n) for n in names}
+            # Joined or sub-selected tables in an UPDATE/DELETE are read, not written,
+            # but a table the statement mentions might be written through a trigger or
+            # cascade we cannot see: include every known table it names.
+            return frozenset(tables | set(tables_in_sql(statement)))
+    # A write we cannot parse, a procedure call, or a statement we do not know.
+    return None
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", sql)

@@ -1,0 +1,368 @@
+"""The dangerous part: Strata's hooks into Django's SQL compilers and cursor.
+
+Reads: ``SQLCompiler.execute_sql`` answers SELECTs from the cache when the versions of
+their tags are current, and stores what it reads otherwise.
+
+Writes, every path: ``SQLInsertCompiler`` (save, create, bulk_create, m2m add,
+loaddata), ``SQLUpdateCompiler`` (save, QuerySet.update, bulk_update, on_delete=SET_NULL),
+``SQLDeleteCompiler`` (delete, cascades, fast deletes, m2m remove/clear), and
+``CursorWrapper.execute``/``executemany`` for raw SQL. Migrations invalidate everything.
+Each write changes versions after commit (``strata.tags.invalidation``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import nullcontext
+from functools import wraps
+
+from django.core.exceptions import EmptyResultSet
+from django.db import transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models.constants import OnConflict
+from django.db.models.signals import post_migrate
+from django.db.models.sql.compiler import (
+    MULTI,
+    SINGLE,
+    SQLCompiler,
+    SQLDeleteCompiler,
+    SQLInsertCompiler,
+    SQLUpdateCompiler,
+)
+from django.db.models.sql.query import Query
+
+from ..conf import strata_settings
+from ..tags.invalidation import dirty_tables, invalidate_after_commit
+from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
+from ..tags.recorder import record
+from ..tags.versions import CacheUnavailable, version_store
+from .analysis import is_nondeterministic, raw_write_tables, read_tags, row_tags
+from .control import caching_disabled, caching_is_disabled, in_orm_write
+from .schema import known_tables, table_info, tables_in_sql
+from .stats import stats
+
+__all__ = ["install", "is_installed"]
+
+log = logging.getLogger("strata.querycache")
+
+RESULT_PREFIX = "strata:q:"
+_installed = False
+
+
+def is_installed() -> bool:
+    """True once the hooks are in place."""
+    return _installed
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+def _connection_identity(connection) -> str:
+    s = connection.settings_dict
+    return f"{connection.alias}|{connection.vendor}|{s.get('HOST')}|{s.get('PORT')}|{s.get('NAME')}"
+
+
+def _result_key(connection, sql: str, params, result_type: str) -> str:
+    text = f"{_connection_identity(connection)}\n{result_type}\n{sql}\n{params!r}"
+    return RESULT_PREFIX + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _may_cache_in_transaction(connection) -> bool:
+    """Inside a transaction, only READ COMMITTED sees other transactions' commits."""
+    if not connection.in_atomic_block:
+        return True
+    if connection.vendor == "postgresql":
+        level = getattr(connection, "isolation_level", None)
+        return level is None or int(level) == 1  # IsolationLevel.READ_COMMITTED
+    return False
+
+
+def _bypass(reason: str, original, compiler, *args):
+    stats[f"bypass:{reason}"] += 1
+    return original(compiler, *args)
+
+
+def _read(original, compiler, result_type, chunked_fetch, chunk_size):
+    args = (result_type, chunked_fetch, chunk_size)
+    conf = strata_settings()
+    query_conf = conf.query_cache
+    query = compiler.query
+    if (
+        not query_conf.enabled
+        or result_type not in (MULTI, SINGLE)
+        or chunked_fetch
+        or query.select_for_update
+        or caching_is_disabled()
+    ):
+        return original(compiler, *args)
+    connection = compiler.connection
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return original(compiler, *args)
+    if not sql:
+        return original(compiler, *args)
+
+    tables = tables_in_sql(sql)
+    if tables & query_conf.exclude_tables or any(
+        (info := table_info(t)) is not None and info.app_label in query_conf.exclude_apps
+        for t in tables
+    ):
+        return _bypass("excluded", original, compiler, *args)
+    dirty = dirty_tables(connection.alias)
+    if dirty and (ALL in dirty or tables & dirty):
+        return _bypass("written in this transaction", original, compiler, *args)
+    if not _may_cache_in_transaction(connection):
+        return _bypass("transaction isolation", original, compiler, *args)
+    if not query_conf.cache_nondeterministic and is_nondeterministic(sql):
+        return _bypass("nondeterministic", original, compiler, *args)
+
+    simple = not query.combinator and sql.upper().count("SELECT") == 1
+    tags = read_tags(query, sql, simple=simple)
+    key = _result_key(connection, sql, params, result_type)
+    store = version_store(conf.cache_alias)
+    try:
+        versions, extras = store.get_with(tags, [key])
+        cached = extras.get(key)
+        if cached is not None and cached[0] == versions:
+            stats["hit"] += 1
+            record(cached[0])
+            return cached[1]
+        snapshot = store.complete(versions)
+    except CacheUnavailable:
+        stats["error"] += 1
+        return original(compiler, *args)
+    stats["miss"] += 1
+    record(snapshot)
+
+    # Run the query with the SQL already compiled, instead of compiling it twice.
+    compiler.as_sql = lambda *a, **k: (sql, params)
+    try:
+        result = original(compiler, *args)
+    finally:
+        del compiler.as_sql
+    rows = len(result) if result_type == SINGLE else sum(len(chunk) for chunk in result)
+    if rows <= query_conf.max_rows:
+        try:
+            store.cache.set(key, (snapshot, result), query_conf.timeout)
+            stats["store"] += 1
+        except Exception as exc:  # unpicklable values, or the cache went away
+            stats["error"] += 1
+            log.warning("strata: could not store a query result (%s)", exc)
+    return result
+
+
+# -- writes -----------------------------------------------------------------------------
+
+
+def _locks_rows(connection) -> bool:
+    """Can this backend read the rows a write will touch, locked until commit?"""
+    if connection.features.has_select_for_update:
+        return True
+    return connection.vendor == "sqlite" and getattr(connection, "transaction_mode", None) in (
+        "IMMEDIATE",
+        "EXCLUSIVE",
+    )
+
+
+def _select_rows(query: Query, alias: str, model, columns, limit: int | None, lock: bool):
+    """Rows (condition columns only) that ``query``'s WHERE matches, or None if too many."""
+    fields = [f for f in model._meta.concrete_fields if f.column in columns]
+    select = query.chain(klass=Query)
+    select.select_related = False
+    select.clear_ordering(force=True)
+    base = select.get_initial_alias()
+    select.default_cols = False
+    select.set_select([f.get_col(base) for f in fields])
+    select.annotations = {}
+    select.annotation_select_mask = None
+    if lock:
+        select.select_for_update = True
+        if (
+            len(select.alias_map) > 1
+            and select.get_compiler(alias).connection.features.has_select_for_update_of
+        ):
+            select.select_for_update_of = ("self",)
+    if limit is not None:
+        select.set_limits(high=limit + 1)
+    with caching_disabled():
+        try:
+            chunks = select.get_compiler(alias).execute_sql(MULTI)
+        except EmptyResultSet:
+            return []
+    rows = [
+        dict(zip([f.column for f in fields], row, strict=False))
+        for chunk in chunks
+        for row in chunk
+    ]
+    if limit is not None and len(rows) > limit:
+        return None
+    return rows
+
+
+def _write_tags(table: str, before, after) -> set[str]:
+    tags = {table_tag(table)}
+    if before is None:
+        tags.add(bulk_tag(table))
+        return tags
+    tags |= row_tags(table, before)
+    tags |= row_tags(table, after or [])
+    return tags
+
+
+def _update_or_delete(original, compiler, args, *, is_update: bool):
+    """Run an UPDATE/DELETE and invalidate the old and new values of the rows it touched."""
+    query = compiler.query
+    model = query.model
+    if model is None:
+        return original(compiler, *args)
+    connection = compiler.connection
+    alias = connection.alias
+    table = model._meta.db_table
+    info = table_info(table)
+    token = in_orm_write.set(True)
+    try:
+        if info is None or query.where is None:
+            result = original(compiler, *args)
+            invalidate_after_commit(alias, {table_tag(table), bulk_tag(table)}, {table})
+            return result
+        limit = strata_settings().write_row_limit
+        lock = _locks_rows(connection)
+        with transaction.atomic(using=alias, savepoint=False) if lock else nullcontext():
+            before = _select_rows(query, alias, model, info.condition_columns, limit, lock)
+            result = original(compiler, *args)
+            after = None
+            if is_update and before:
+                pk = info.pk_column
+                after = _select_rows(
+                    model._base_manager.using(alias).filter(pk__in=[r[pk] for r in before]).query,
+                    alias,
+                    model,
+                    info.condition_columns,
+                    None,
+                    False,
+                )
+            invalidate_after_commit(alias, _write_tags(table, before, after), {table})
+        stats["invalidate"] += 1
+        return result
+    finally:
+        in_orm_write.reset(token)
+
+
+def _insert(original, compiler, returning_fields=None):
+    query = compiler.query
+    model = query.model
+    connection = compiler.connection
+    table = model._meta.db_table
+    info = table_info(table)
+    token = in_orm_write.set(True)
+    try:
+        # Ask for the primary keys if the caller did not: they name the new rows.
+        want_pk = (
+            returning_fields is None
+            and info is not None
+            and not query.on_conflict
+            and connection.features.can_return_columns_from_insert
+            and (len(query.objs) == 1 or connection.features.can_return_rows_from_bulk_insert)
+        )
+        rows = original(compiler, [model._meta.pk] if want_pk else returning_fields)
+    finally:
+        in_orm_write.reset(token)
+    tags = {table_tag(table)}
+    if info is None or query.on_conflict == OnConflict.UPDATE:
+        tags.add(bulk_tag(table))  # existing rows changed, old values unknown
+    else:
+        # Plain inserts, and ON CONFLICT DO NOTHING: the rows that exist afterwards
+        # carry exactly these values (a conflicting one was left as it was).
+        returned = returning_fields if returning_fields else ([model._meta.pk] if want_pk else [])
+        values = []
+        for index, obj in enumerate(query.objs):
+            row = {f.column: getattr(obj, f.attname, None) for f in query.fields}
+            if index < len(rows or []):
+                row.update({f.column: v for f, v in zip(returned, rows[index], strict=False)})
+            if row.get(info.pk_column) is None:
+                tags.add(new_rows_tag(table))  # a new row whose key we cannot name
+            values.append(row)
+        tags |= row_tags(table, values)
+    invalidate_after_commit(connection.alias, tags, {table})
+    stats["invalidate"] += 1
+    return [] if want_pk else rows
+
+
+# -- raw SQL ----------------------------------------------------------------------------
+
+
+def _raw(cursor: CursorWrapper, sql) -> None:
+    if in_orm_write.get() or not isinstance(sql, str) or sql[:6].upper() == "SELECT":
+        return
+    tables = raw_write_tables(sql)
+    if tables == frozenset():
+        return
+    alias = cursor.db.alias
+    if tables is None:
+        invalidate_after_commit(alias, {ALL}, {ALL})
+    else:
+        known = known_tables()
+        named = {t for t in tables if t in known} or set(tables)
+        tags = {table_tag(t) for t in named} | {bulk_tag(t) for t in named}
+        invalidate_after_commit(alias, tags, named)
+    stats["invalidate"] += 1
+
+
+# -- installation -----------------------------------------------------------------------
+
+
+def install() -> None:
+    """Put the hooks in place (once per process; called from ``StrataConfig.ready``)."""
+    global _installed
+    if _installed:
+        return
+    select_original = SQLCompiler.execute_sql
+    insert_original = SQLInsertCompiler.execute_sql
+    update_original = SQLUpdateCompiler.execute_sql
+
+    @wraps(select_original)
+    def execute_sql(self, result_type=MULTI, chunked_fetch=False, chunk_size=100):
+        if isinstance(self, SQLDeleteCompiler):
+            return _update_or_delete(
+                select_original, self, (result_type, chunked_fetch, chunk_size), is_update=False
+            )
+        if isinstance(self, SQLUpdateCompiler | SQLInsertCompiler):
+            return select_original(self, result_type, chunked_fetch, chunk_size)
+        return _read(select_original, self, result_type, chunked_fetch, chunk_size)
+
+    @wraps(update_original)
+    def update_execute_sql(self, result_type):
+        return _update_or_delete(update_original, self, (result_type,), is_update=True)
+
+    @wraps(insert_original)
+    def insert_execute_sql(self, returning_fields=None):
+        return _insert(insert_original, self, returning_fields)
+
+    execute_original = CursorWrapper.execute
+    executemany_original = CursorWrapper.executemany
+
+    @wraps(execute_original)
+    def execute(self, sql, params=None):
+        result = execute_original(self, sql, params)
+        _raw(self, sql)
+        return result
+
+    @wraps(executemany_original)
+    def executemany(self, sql, param_list):
+        result = executemany_original(self, sql, param_list)
+        _raw(self, sql)
+        return result
+
+    SQLCompiler.execute_sql = execute_sql
+    SQLUpdateCompiler.execute_sql = update_execute_sql
+    SQLInsertCompiler.execute_sql = insert_execute_sql
+    CursorWrapper.execute = execute
+    CursorWrapper.executemany = executemany
+    post_migrate.connect(_after_migrate, dispatch_uid="strata-invalidate-after-migrate")
+    _installed = True
+
+
+def _after_migrate(sender, using="default", **kwargs) -> None:
+    invalidate_after_commit(using, {ALL})

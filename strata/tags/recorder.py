@@ -1,0 +1,63 @@
+"""Record the tags (and versions) of everything read while an artifact is built.
+
+Recorders nest: a page's recorder receives the tags of every query and fragment read
+inside it, including those served from cache, because each read reports to every
+active recorder. If the same tag is seen with two versions while one artifact is built,
+the database changed under it: the artifact is ``inconsistent`` and must not be stored
+(``DESIGN.md``, rule 5).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["Recorder", "recording", "current_tags", "record"]
+
+_active: contextvars.ContextVar[tuple[Recorder, ...]] = contextvars.ContextVar(
+    "strata_recorders", default=()
+)
+
+
+class Recorder:
+    """The tags an artifact depends on, with the version of each seen first."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict[str, str] = {}
+        self.inconsistent = False
+
+    @property
+    def tags(self) -> set[str]:
+        """The tags recorded so far."""
+        return set(self.snapshot)
+
+    def add(self, snapshot: dict[str, str]) -> None:
+        """Record the versions one read depended on."""
+        for tag, version in snapshot.items():
+            seen = self.snapshot.setdefault(tag, version)
+            if seen != version:
+                self.inconsistent = True
+
+
+@contextmanager
+def recording() -> Iterator[Recorder]:
+    """Collect the tags of every read inside the block (nested blocks pass theirs up)."""
+    recorder = Recorder()
+    token = _active.set(_active.get() + (recorder,))
+    try:
+        yield recorder
+    finally:
+        _active.reset(token)
+
+
+def record(snapshot: dict[str, str]) -> None:
+    """Report a read's snapshot to every active recorder."""
+    for recorder in _active.get():
+        recorder.add(snapshot)
+
+
+def current_tags() -> set[str]:
+    """The tags recorded by the innermost active recorder (empty outside one)."""
+    active = _active.get()
+    return active[-1].tags if active else set()

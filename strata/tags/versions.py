@@ -1,0 +1,154 @@
+"""Tag versions in the shared cache: snapshot before a read, compare on use, bump on write.
+
+A version is a random 64-bit token, never a counter: a cache server that restarts,
+evicts a key, or a pool node that comes back with old values must never make an old
+snapshot match again ("Versions never repeat"). A missing version is created fresh with
+``add`` (atomic on Redis, Memcached and the local cache), and an artifact whose snapshot
+names a version that is missing or different is a miss.
+
+Every call to the cache server may fail (down, slow, restarting): a failed read is a
+miss, logged; a failed bump is logged as an error, and the artifacts' timeout bounds
+how long the change can go unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from functools import cache
+
+from django.core.cache import caches
+
+__all__ = ["VersionStore", "version_store", "VERSION_PREFIX", "CacheUnavailable"]
+
+log = logging.getLogger("strata.tags")
+
+VERSION_PREFIX = "strata:v:"
+
+
+class CacheUnavailable(Exception):
+    """The cache server did not answer; the caller treats it as a miss."""
+
+
+def new_version() -> str:
+    """A version token that has never been used before."""
+    return secrets.token_hex(8)
+
+
+class _Warnings:
+    """At most one warning per kind every ``interval`` seconds, per process."""
+
+    def __init__(self, interval: float = 10.0):
+        self.interval = interval
+        self.last: dict[str, float] = {}
+
+    def warn(self, kind: str, message: str, *args) -> None:
+        now = time.monotonic()
+        if now - self.last.get(kind, -self.interval) >= self.interval:
+            self.last[kind] = now
+            log.warning(message, *args)
+
+
+warnings = _Warnings()
+
+
+class VersionStore:
+    """Versions of tags, kept in one Django cache (``STRATA['CACHE']``)."""
+
+    def __init__(self, cache_alias: str = "default"):
+        self.cache_alias = cache_alias
+
+    @property
+    def cache(self):
+        return caches[self.cache_alias]
+
+    @staticmethod
+    def key(tag: str) -> str:
+        """The cache key holding ``tag``'s version."""
+        return VERSION_PREFIX + tag
+
+    def get_with(self, tags: Iterable[str], extra_keys: Iterable[str] = ()) -> tuple[dict, dict]:
+        """One round trip: the current versions of ``tags`` and the values of ``extra_keys``.
+
+        Returns ``(versions, extras)``; a tag without a version maps to ``None``.
+        Raises :class:`CacheUnavailable` when the cache server fails.
+        """
+        tags = list(tags)
+        keys = [self.key(t) for t in tags] + list(extra_keys)
+        try:
+            found = self.cache.get_many(keys)
+        except Exception as exc:
+            warnings.warn(
+                "read",
+                "strata: cache %r unavailable (%s); serving from the database",
+                self.cache_alias,
+                exc,
+            )
+            raise CacheUnavailable(str(exc)) from exc
+        versions = {t: found.get(self.key(t)) for t in tags}
+        extras = {k: found[k] for k in keys[len(tags) :] if k in found}
+        return versions, extras
+
+    def complete(self, versions: dict[str, str | None]) -> dict[str, str]:
+        """Create the versions that are missing; return a full snapshot.
+
+        Two processes may create the same version at once: ``add`` keeps the first, and
+        the loser reads it back. If the read-back fails, the loser's token is not the
+        stored one, so whatever it stores is a miss later: safe.
+        """
+        missing = [t for t, v in versions.items() if v is None]
+        if not missing:
+            return versions  # type: ignore[return-value]
+        snapshot = dict(versions)
+        try:
+            for tag in missing:
+                token = new_version()
+                if self.cache.add(self.key(tag), token, timeout=None):
+                    snapshot[tag] = token
+                else:
+                    snapshot[tag] = self.cache.get(self.key(tag)) or new_version()
+        except Exception as exc:
+            warnings.warn("add", "strata: cache %r unavailable (%s)", self.cache_alias, exc)
+            raise CacheUnavailable(str(exc)) from exc
+        return snapshot  # type: ignore[return-value]
+
+    def snapshot(self, tags: Iterable[str]) -> dict[str, str]:
+        """Current versions of ``tags``, creating missing ones: take it *before* reading."""
+        versions, _ = self.get_with(tags)
+        return self.complete(versions)
+
+    def is_current(
+        self, snapshot: dict[str, str], current: dict[str, str | None] | None = None
+    ) -> bool:
+        """True when every version in ``snapshot`` is still the current one."""
+        if current is None:
+            current, _ = self.get_with(snapshot)
+        return all(current.get(tag) == version for tag, version in snapshot.items())
+
+    def bump(self, tags: Iterable[str]) -> bool:
+        """Give every tag a new version (after commit). Returns False when it failed."""
+        values = {self.key(t): new_version() for t in set(tags)}
+        if not values:
+            return True
+        try:
+            failed = self.cache.set_many(values, timeout=None)
+        except Exception as exc:
+            log.error(
+                "strata: could not invalidate %d tag(s) (%s): cached artifacts built "
+                "from them may be served until they expire",
+                len(values),
+                exc,
+            )
+            return False
+        if failed:
+            log.error("strata: the cache refused new versions for %s", failed)
+            return False
+        return True
+
+
+@cache
+def version_store(cache_alias: str) -> VersionStore:
+    """The version store for a cache alias (one per process)."""
+    return VersionStore(cache_alias)
