@@ -96,6 +96,25 @@ def cache_from_url(url: str, source: str = "cache URL") -> dict[str, Any]:
         config["TIMEOUT"] = int(options.pop("timeout"))
     if "key_prefix" in options:
         config["KEY_PREFIX"] = options.pop("key_prefix")
+    # A cache server that hangs must cost a fraction of a second, not a request.
+    if parts.scheme in ("redis", "rediss"):
+        options.setdefault("socket_connect_timeout", 0.5)
+        options.setdefault("socket_timeout", 0.5)
+    elif parts.scheme == "memcached":
+        options.setdefault("connect_timeout", 0.5)
+        options.setdefault("timeout", 0.5)
+    options = {key: _number(value) for key, value in options.items()}
     if options:
         config["OPTIONS"] = options
     return config
+
+
+def _number(value):
+    """URL query values are strings; timeouts and sizes must reach the client as numbers."""
+    if isinstance(value, str):
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+    return value

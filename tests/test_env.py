@@ -39,7 +39,7 @@ def test_cache_url_options_become_timeout_prefix_and_options():
     config = env.cache_from_url("redis://h:1/0?timeout=60&key_prefix=site&db=2")
     assert config["TIMEOUT"] == 60
     assert config["KEY_PREFIX"] == "site"
-    assert config["OPTIONS"] == {"db": "2"}
+    assert config["OPTIONS"] == {"db": 2, "socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
 
 @pytest.mark.parametrize("url", ["mongodb://x", "file://relative/path"])

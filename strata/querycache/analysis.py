@@ -171,7 +171,7 @@ _WRITE_TARGETS = [
 ]
 _HARMLESS = re.compile(
     r"^\s*(SELECT|SHOW|EXPLAIN|SET|BEGIN|START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA"
-    r"|DECLARE|FETCH|CLOSE|LISTEN|NOTIFY|VALUES"
+    r"|DECLARE|FETCH|CLOSE|LISTEN|NOTIFY|VALUES|CREATE\s+DATABASE|DROP\s+DATABASE"
     r"|CREATE\s+(UNIQUE\s+)?INDEX|CREATE\s+TABLE|CREATE\s+SEQUENCE|ANALYZE|WITH\s+\w+\s+AS\s*\(\s*SELECT)",
     re.IGNORECASE,
 )
@@ -192,7 +192,7 @@ def raw_write_tables(sql: str) -> frozenset[str] | None:
     TABLE...), the tables for a recognised write, and ``None`` when the statement may
     write but its tables cannot be told: the caller then invalidates everything.
     """
-    statement = _strip_comments(sql).strip().rstrip(";")
+    statement = _strip_comments(sql).strip().rstrip(";").lstrip("( \t\r\n")
     if not statement or _HARMLESS.match(statement):
         # A CTE may hide a write: WITH x AS (DELETE ... RETURNING ...) SELECT ...
         if re.search(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", statement, re.I) and re.match(

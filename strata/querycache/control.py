@@ -5,13 +5,11 @@ from __future__ import annotations
 import contextvars
 from contextlib import ContextDecorator
 
-__all__ = ["caching_disabled", "caching_is_disabled", "in_orm_write"]
+__all__ = ["caching_disabled", "caching_is_disabled", "in_orm"]
 
 _disabled: contextvars.ContextVar[int] = contextvars.ContextVar("strata_cache_off", default=0)
-in_orm_write: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "strata_in_orm_write", default=False
-)
-"""True while a write compiler runs: its cursor use is not "raw SQL"."""
+in_orm: contextvars.ContextVar[bool] = contextvars.ContextVar("strata_in_orm", default=False)
+"""True while a compiler runs a statement: its cursor use is not "raw SQL"."""
 
 
 class caching_disabled(ContextDecorator):  # noqa: N801  (used like a function)

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from functools import wraps
 
 from django.core.exceptions import EmptyResultSet
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models.constants import OnConflict
 from django.db.models.signals import post_migrate
@@ -38,7 +38,7 @@ from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
 from ..tags.recorder import record
 from ..tags.versions import CacheUnavailable, version_store
 from .analysis import is_nondeterministic, raw_write_tables, read_tags, row_tags
-from .control import caching_disabled, caching_is_disabled, in_orm_write
+from .control import caching_disabled, caching_is_disabled, in_orm
 from .schema import known_tables, table_info, tables_in_sql
 from .stats import stats
 
@@ -73,8 +73,10 @@ def _may_cache_in_transaction(connection) -> bool:
     if not connection.in_atomic_block:
         return True
     if connection.vendor == "postgresql":
+        from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
         level = getattr(connection, "isolation_level", None)
-        return level is None or int(level) == 1  # IsolationLevel.READ_COMMITTED
+        return level is None or level == IsolationLevel.READ_COMMITTED
     return False
 
 
@@ -142,7 +144,10 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
         result = original(compiler, *args)
     finally:
         del compiler.as_sql
-    rows = len(result) if result_type == SINGLE else sum(len(chunk) for chunk in result)
+    if result_type == SINGLE:
+        rows = 0 if result is None else 1
+    else:
+        rows = sum(len(chunk) for chunk in result)
     if rows <= query_conf.max_rows:
         try:
             store.cache.set(key, (snapshot, result), query_conf.timeout)
@@ -221,7 +226,7 @@ def _update_or_delete(original, compiler, args, *, is_update: bool):
     alias = connection.alias
     table = model._meta.db_table
     info = table_info(table)
-    token = in_orm_write.set(True)
+    token = in_orm.set(True)
     try:
         if info is None or query.where is None:
             result = original(compiler, *args)
@@ -247,7 +252,7 @@ def _update_or_delete(original, compiler, args, *, is_update: bool):
         stats["invalidate"] += 1
         return result
     finally:
-        in_orm_write.reset(token)
+        in_orm.reset(token)
 
 
 def _insert(original, compiler, returning_fields=None):
@@ -256,7 +261,7 @@ def _insert(original, compiler, returning_fields=None):
     connection = compiler.connection
     table = model._meta.db_table
     info = table_info(table)
-    token = in_orm_write.set(True)
+    token = in_orm.set(True)
     try:
         # Ask for the primary keys if the caller did not: they name the new rows.
         want_pk = (
@@ -268,7 +273,7 @@ def _insert(original, compiler, returning_fields=None):
         )
         rows = original(compiler, [model._meta.pk] if want_pk else returning_fields)
     finally:
-        in_orm_write.reset(token)
+        in_orm.reset(token)
     tags = {table_tag(table)}
     if info is None or query.on_conflict == OnConflict.UPDATE:
         tags.add(bulk_tag(table))  # existing rows changed, old values unknown
@@ -294,12 +299,14 @@ def _insert(original, compiler, returning_fields=None):
 
 
 def _raw(cursor: CursorWrapper, sql) -> None:
-    if in_orm_write.get() or not isinstance(sql, str) or sql[:6].upper() == "SELECT":
+    if in_orm.get() or not isinstance(sql, str):
         return
+    alias = cursor.db.alias
+    if alias not in connections.settings:
+        return  # Django's own temporary connections (creating the test database...)
     tables = raw_write_tables(sql)
     if tables == frozenset():
         return
-    alias = cursor.db.alias
     if tables is None:
         invalidate_after_commit(alias, {ALL}, {ALL})
     else:
@@ -330,7 +337,11 @@ def install() -> None:
             )
         if isinstance(self, SQLUpdateCompiler | SQLInsertCompiler):
             return select_original(self, result_type, chunked_fetch, chunk_size)
-        return _read(select_original, self, result_type, chunked_fetch, chunk_size)
+        token = in_orm.set(True)
+        try:
+            return _read(select_original, self, result_type, chunked_fetch, chunk_size)
+        finally:
+            in_orm.reset(token)
 
     @wraps(update_original)
     def update_execute_sql(self, result_type):

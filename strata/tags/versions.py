@@ -55,10 +55,19 @@ warnings = _Warnings()
 
 
 class VersionStore:
-    """Versions of tags, kept in one Django cache (``STRATA['CACHE']``)."""
+    """Versions of tags, kept in one Django cache (``STRATA['CACHE']``).
+
+    When the cache server fails, the store stays away from it for ``retry_after``
+    seconds (every read is a miss at once instead of waiting for a timeout per query),
+    and keeps the bumps it could not make to make them first when the server answers.
+    """
+
+    retry_after = 2.0
 
     def __init__(self, cache_alias: str = "default"):
         self.cache_alias = cache_alias
+        self._down_until = 0.0
+        self._pending: set[str] = set()
 
     @property
     def cache(self):
@@ -69,24 +78,40 @@ class VersionStore:
         """The cache key holding ``tag``'s version."""
         return VERSION_PREFIX + tag
 
+    def _failed(self, kind: str, exc: Exception) -> CacheUnavailable:
+        self._down_until = time.monotonic() + self.retry_after
+        warnings.warn(
+            kind,
+            "strata: cache %r unavailable (%s); reading from the database",
+            self.cache_alias,
+            exc,
+        )
+        return CacheUnavailable(str(exc))
+
+    def _available(self) -> None:
+        if self._down_until:
+            if time.monotonic() < self._down_until:
+                raise CacheUnavailable("the cache failed moments ago")
+            self._down_until = 0.0
+        if self._pending:
+            pending, self._pending = self._pending, set()
+            if not self.bump(pending):
+                raise CacheUnavailable("the cache still refuses writes")
+            log.warning("strata: made %d version change(s) that had failed", len(pending))
+
     def get_with(self, tags: Iterable[str], extra_keys: Iterable[str] = ()) -> tuple[dict, dict]:
         """One round trip: the current versions of ``tags`` and the values of ``extra_keys``.
 
         Returns ``(versions, extras)``; a tag without a version maps to ``None``.
         Raises :class:`CacheUnavailable` when the cache server fails.
         """
+        self._available()
         tags = list(tags)
         keys = [self.key(t) for t in tags] + list(extra_keys)
         try:
             found = self.cache.get_many(keys)
         except Exception as exc:
-            warnings.warn(
-                "read",
-                "strata: cache %r unavailable (%s); serving from the database",
-                self.cache_alias,
-                exc,
-            )
-            raise CacheUnavailable(str(exc)) from exc
+            raise self._failed("read", exc) from exc
         versions = {t: found.get(self.key(t)) for t in tags}
         extras = {k: found[k] for k in keys[len(tags) :] if k in found}
         return versions, extras
@@ -110,8 +135,7 @@ class VersionStore:
                 else:
                     snapshot[tag] = self.cache.get(self.key(tag)) or new_version()
         except Exception as exc:
-            warnings.warn("add", "strata: cache %r unavailable (%s)", self.cache_alias, exc)
-            raise CacheUnavailable(str(exc)) from exc
+            raise self._failed("add", exc) from exc
         return snapshot  # type: ignore[return-value]
 
     def snapshot(self, tags: Iterable[str]) -> dict[str, str]:
@@ -119,31 +143,35 @@ class VersionStore:
         versions, _ = self.get_with(tags)
         return self.complete(versions)
 
-    def is_current(
-        self, snapshot: dict[str, str], current: dict[str, str | None] | None = None
-    ) -> bool:
+    def is_current(self, snapshot: dict[str, str]) -> bool:
         """True when every version in ``snapshot`` is still the current one."""
-        if current is None:
-            current, _ = self.get_with(snapshot)
+        current, _ = self.get_with(snapshot)
         return all(current.get(tag) == version for tag, version in snapshot.items())
 
     def bump(self, tags: Iterable[str]) -> bool:
-        """Give every tag a new version (after commit). Returns False when it failed."""
-        values = {self.key(t): new_version() for t in set(tags)}
+        """Give every tag a new version (after commit). Returns False when it failed.
+
+        A failed bump is kept and made again before this process next uses the cache.
+        """
+        tags = set(tags)
+        values = {self.key(t): new_version() for t in tags}
         if not values:
             return True
         try:
             failed = self.cache.set_many(values, timeout=None)
         except Exception as exc:
-            log.error(
-                "strata: could not invalidate %d tag(s) (%s): cached artifacts built "
-                "from them may be served until they expire",
-                len(values),
-                exc,
-            )
-            return False
+            failed, error = list(values), exc
+        else:
+            error = None
         if failed:
-            log.error("strata: the cache refused new versions for %s", failed)
+            self._pending |= {t for t in tags if self.key(t) in set(failed)}
+            self._down_until = time.monotonic() + self.retry_after
+            log.error(
+                "strata: could not change the versions of %d tag(s) (%s); retrying when "
+                "the cache answers, and artifacts expire within their timeout meanwhile",
+                len(failed),
+                error or "refused",
+            )
             return False
         return True
 
