@@ -9,3 +9,4 @@ if [ -z "$python312" ]; then
 fi
 VENV=.venv-django61 PYTHON="$python312" DJANGO='Django>=6.1,<6.2' scripts/bootstrap.sh
 .venv-django61/bin/pytest "$@"
+.venv-django61/bin/python -m tests.backends

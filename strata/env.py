@@ -103,6 +103,9 @@ def cache_from_url(url: str, source: str = "cache URL") -> dict[str, Any]:
     elif parts.scheme == "memcached":
         options.setdefault("connect_timeout", 0.5)
         options.setdefault("timeout", 0.5)
+    elif parts.scheme == "file":
+        # Django's default of 300 entries culls a third of the cache every few writes.
+        options.setdefault("MAX_ENTRIES", 20000)
     options = {key: _number(value) for key, value in options.items()}
     if options:
         config["OPTIONS"] = options
