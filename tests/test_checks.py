@@ -31,3 +31,60 @@ def test_each_mistake_has_its_own_check(settings, value, expected):
     errors = check_strata_setting()
     assert ids(errors) == expected
     assert all(error.hint for error in errors)
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("on", ["strata.E013"]),
+        ({"TIMEOUT": 0}, ["strata.E013"]),
+        ({"MAX_ROWS": "many"}, ["strata.E013"]),
+        ({"EXCLUDE_TABLES": "django_session"}, ["strata.E013"]),
+        ({"TIMEOUTS": 5}, ["strata.E013"]),
+    ],
+)
+def test_a_bad_query_cache_block_is_explained(settings, block, expected):
+    settings.STRATA = {"QUERY_CACHE": block}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379",
+        }
+    }
+    assert ids(check_strata_setting()) == expected
+
+
+def test_the_query_cache_needs_the_cache_it_names(settings):
+    settings.STRATA = {"QUERY_CACHE": {}, "CACHE": "versions"}
+    errors = check_strata_setting()
+    assert ids(errors) == ["strata.E010"] and "versions" in errors[0].msg
+
+
+@pytest.mark.parametrize(("debug", "expected"), [(False, "strata.E011"), (True, "strata.W011")])
+def test_a_per_process_cache_is_refused_in_production(settings, debug, expected):
+    settings.DEBUG = debug
+    settings.STRATA = {"QUERY_CACHE": {}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert ids(check_strata_setting()) == [expected]
+
+
+def test_a_dummy_cache_caches_nothing(settings):
+    settings.STRATA = {"QUERY_CACHE": {}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert ids(check_strata_setting()) == ["strata.W012"]
+
+
+def test_redis_replicas_could_serve_lagging_versions(settings):
+    settings.STRATA = {"QUERY_CACHE": {}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": ["redis://primary:6379", "redis://replica:6379"],
+        }
+    }
+    assert ids(check_strata_setting()) == ["strata.W014"]
+
+
+def test_a_switched_off_query_cache_needs_no_cache(settings):
+    settings.STRATA = {"QUERY_CACHE": {"ENABLED": False}, "CACHE": "absent"}
+    assert check_strata_setting() == []

@@ -1,17 +1,19 @@
 """Settings for the newsroom demo site, read from the environment so they need no edits.
 
 ``strata up`` exports ``DATABASE_URL`` (PostgreSQL) and ``CACHE_URL`` (Redis or a file
-cache) to each app server; without them the site runs on SQLite and a local-memory cache.
+cache) to each app server; without them the site runs on SQLite and a file cache that every
+process on the machine shares.
 
 =========================  ============================================================
 variable                   meaning (default)
 =========================  ============================================================
 ``DATABASE_URL``           the database (``sqlite:///<demo>/db.sqlite3``)
-``CACHE_URL``              the default cache (``locmem://``)
+``CACHE_URL``              the default cache (``file://<demo>/.cache``)
 ``DJANGO_SECRET_KEY``      the secret key (an insecure development key)
 ``DJANGO_DEBUG``           ``1`` or ``true`` turns debugging on (off)
 ``DJANGO_ALLOWED_HOSTS``   comma-separated host names (``127.0.0.1,localhost,testserver``)
 ``STRATA_EDGE_TTL``        seconds a shared page may live in the accelerator (``10``)
+``STRATA_QUERY_CACHE``     ``0`` turns Strata's ORM query cache off (on)
 =========================  ============================================================
 """
 
@@ -78,7 +80,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-CACHES = {"default": env.cache(default="locmem://")}
+# The default cache is a directory shared by every process on this machine; strata up
+# and production point CACHE_URL at Redis or Memcached.
+CACHES = {"default": env.cache(default=f"file://{BASE_DIR / '.cache'}")}
 # Sessions live in the cache server, written through to the database.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
