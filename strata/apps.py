@@ -25,6 +25,8 @@ def _forget_settings(setting, **kwargs) -> None:
     if setting in ("STRATA", "CACHES", "DATABASES", "INSTALLED_APPS"):
         from .conf import strata_settings
         from .querycache.schema import clear_schema_cache
+        from .tags.versions import version_store
 
         strata_settings.cache_clear()
         clear_schema_cache()
+        version_store.cache_clear()
