@@ -6,6 +6,8 @@ reads must now miss and which must still hit.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection, transaction
 from django.db.models import Count, F
@@ -244,3 +246,27 @@ def test_a_rolled_back_savepoint_invalidates_only_what_committed(newsroom):
                 pass
 
     assert invalidated_by(n, partly) == {"comments of a1", "all comments", "home listing"}
+
+
+def test_loaddata_invalidates_what_it_loads(newsroom, tmp_path):
+    from django.core.management import call_command
+
+    n = newsroom
+    fixture = tmp_path / "comment.json"
+    fields = {
+        "article": n.a2.id,
+        "user": n.ann.id,
+        "body": "loaded",
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    fixture.write_text(json.dumps([{"model": "newsroom.comment", "pk": 9001, "fields": fields}]))
+    gone = invalidated_by(n, lambda: call_command("loaddata", str(fixture), verbosity=0))
+    assert gone == {"comments of a2", "all comments", "home listing"}
+
+
+def test_a_migration_invalidates_everything(newsroom):
+    from django.core.management import call_command
+
+    n = newsroom
+    gone = invalidated_by(n, lambda: call_command("migrate", verbosity=0))
+    assert gone == set(reads(n))
