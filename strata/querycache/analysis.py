@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from django.db.models import Model
 from django.db.models.expressions import Col
@@ -42,6 +43,7 @@ _NONDETERMINISTIC = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def is_nondeterministic(sql: str) -> bool:
     """True when the SQL's result depends on the clock or a random generator."""
     return bool(_NONDETERMINISTIC.search(sql))

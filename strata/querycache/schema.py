@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from django.apps import apps
 from django.db import models
@@ -96,8 +96,12 @@ def _table_pattern() -> re.Pattern[str]:
     return re.compile(rf"(?<![\w$])[\"`\[]?({alternation})[\"`\]]?(?![\w$])", re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)
 def tables_in_sql(sql: str) -> frozenset[str]:
-    """The known tables that ``sql`` mentions (a superset is safe; a subset is not)."""
+    """The known tables that ``sql`` mentions (a superset is safe; a subset is not).
+
+    Remembered per SQL string: parameters are separate, so a site repeats few strings.
+    """
     lowered = {name.lower(): name for name in _tables()}
     return frozenset(lowered[m.group(1).lower()] for m in _table_pattern().finditer(sql))
 
@@ -106,3 +110,4 @@ def clear_schema_cache() -> None:
     """Forget the table registry (after models change, in tests)."""
     _tables.cache_clear()
     _table_pattern.cache_clear()
+    tables_in_sql.cache_clear()
