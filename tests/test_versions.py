@@ -9,13 +9,15 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
-from strata.tags.versions import VERSION_PREFIX, VersionStore
+from strata.tags.versions import VERSION_PREFIX, version_store
 
 
 @pytest.fixture
 def store():
+    """The store Strata uses for this cache (Redis gets its own, pipelined one)."""
+    version_store.cache_clear()
     caches["default"].clear()
-    store = VersionStore("default")
+    store = version_store("default")
     yield store
     caches["default"].clear()
 
@@ -57,7 +59,7 @@ def test_a_snapshot_naming_a_missing_version_is_not_current(store):
 
 
 def test_two_processes_creating_one_version_agree(store):
-    other = VersionStore("default")
+    other = type(store)("default")
     versions, _ = store.get_with(["fresh"])
     mine = store.complete(versions)
     theirs = other.complete(versions)  # it also saw the version missing
@@ -69,3 +71,27 @@ def test_one_round_trip_returns_versions_and_extra_keys(store):
     versions, extras = store.get_with(["t"], ["artifact", "absent"])
     assert versions == {"t": None}
     assert extras == {"artifact": "payload"}
+
+
+def test_a_provisional_version_is_created_when_the_artifact_is_stored(store):
+    versions, _ = store.get_with(["p"])
+    snapshot, missing = store.provisional(versions)
+    assert missing == ["p"]
+    store.store("artifact", "payload", 60, snapshot, missing)
+    assert store.is_current(snapshot)
+    assert store.get_with([], ["artifact"])[1] == {"artifact": "payload"}
+
+
+def test_a_provisional_version_loses_to_one_set_during_the_read(store):
+    versions, _ = store.get_with(["p"])
+    snapshot, missing = store.provisional(versions)
+    store.bump(["p"])  # a writer committed while we were reading the database
+    store.store("artifact", "payload", 60, snapshot, missing)
+    assert not store.is_current(snapshot)
+
+
+def test_an_unpicklable_value_is_refused_without_blaming_the_cache(store):
+    snapshot, missing = store.provisional({"p": None})
+    with pytest.raises(TypeError):
+        store.store("artifact", memoryview(b"x"), 60, snapshot, missing)
+    assert store.is_current(store.snapshot(["q"]))  # the store still answers

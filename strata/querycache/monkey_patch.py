@@ -126,15 +126,15 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
     store = version_store(conf.cache_alias)
     try:
         versions, extras = store.get_with(tags, [key])
-        cached = extras.get(key)
-        if cached is not None and cached[0] == versions:
-            stats["hit"] += 1
-            record(cached[0])
-            return cached[1]
-        snapshot = store.complete(versions)
     except CacheUnavailable:
         stats["error"] += 1
         return original(compiler, *args)
+    cached = extras.get(key)
+    if cached is not None and cached[0] == versions:
+        stats["hit"] += 1
+        record(cached[0])
+        return cached[1]
+    snapshot, missing = store.provisional(versions)
     stats["miss"] += 1
     record(snapshot)
 
@@ -150,9 +150,11 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
         rows = sum(len(chunk) for chunk in result)
     if rows <= query_conf.max_rows:
         try:
-            store.cache.set(key, (snapshot, result), query_conf.timeout)
+            store.store(key, (snapshot, result), query_conf.timeout, snapshot, missing)
             stats["store"] += 1
-        except Exception as exc:  # unpicklable values, or the cache went away
+        except CacheUnavailable:
+            stats["error"] += 1
+        except Exception as exc:  # a value that cannot be pickled
             stats["error"] += 1
             log.warning("strata: could not store a query result (%s)", exc)
     return result

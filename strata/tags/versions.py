@@ -14,6 +14,7 @@ how long the change can go unseen.
 from __future__ import annotations
 
 import logging
+import pickle
 import secrets
 import time
 from collections.abc import Iterable
@@ -30,6 +31,10 @@ VERSION_PREFIX = "strata:v:"
 
 class CacheUnavailable(Exception):
     """The cache server did not answer; the caller treats it as a miss."""
+
+
+# Raised by pickling a value: the artifact's fault, not an outage of the cache server.
+_VALUE_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
 
 
 def new_version() -> str:
@@ -138,6 +143,36 @@ class VersionStore:
             raise self._failed("add", exc) from exc
         return snapshot  # type: ignore[return-value]
 
+    @staticmethod
+    def provisional(versions: dict[str, str | None]) -> tuple[dict[str, str], list[str]]:
+        """A full snapshot without a round trip: fresh tokens stand in for missing versions.
+
+        The tokens are created (``add``, never overwriting) only when the artifact is
+        stored, after the read. That is as safe as creating them first: if anything set
+        the version in between (a writer's bump, another reader), our token loses and the
+        artifact can never match; if nothing did, no write happened in between.
+        """
+        missing = [tag for tag, version in versions.items() if version is None]
+        if not missing:
+            return versions, []  # type: ignore[return-value]
+        snapshot = dict(versions)
+        for tag in missing:
+            snapshot[tag] = new_version()
+        return snapshot, missing  # type: ignore[return-value]
+
+    def store(
+        self, key: str, value, timeout: int, snapshot: dict[str, str], create: Iterable[str] = ()
+    ) -> None:
+        """Create the provisional versions ``create`` (if still missing), then store ``value``."""
+        try:
+            for tag in create:
+                self.cache.add(self.key(tag), snapshot[tag], timeout=None)
+            self.cache.set(key, value, timeout)
+        except _VALUE_ERRORS:
+            raise  # the value, not the cache server, is at fault
+        except Exception as exc:
+            raise self._failed("write", exc) from exc
+
     def snapshot(self, tags: Iterable[str]) -> dict[str, str]:
         """Current versions of ``tags``, creating missing ones: take it *before* reading."""
         versions, _ = self.get_with(tags)
@@ -176,7 +211,69 @@ class VersionStore:
         return True
 
 
+class RedisVersionStore(VersionStore):
+    """The same store, talking to Redis directly for the hot paths.
+
+    Django's Redis backend builds a client object for every call and offers no pipeline
+    for ``add``; here one client is kept, a miss stores its artifact and creates its
+    versions in one pipelined round trip, and versions are read from the primary
+    (the first server), never from a replica that could lag.
+    """
+
+    def __init__(self, cache_alias: str):
+        super().__init__(cache_alias)
+        backend = self.cache
+        self._make_key = backend.make_and_validate_key
+        self._serializer = backend._cache._serializer
+        self._pool = backend._cache._get_connection_pool(write=True)
+        import redis
+
+        self._client = redis.Redis(connection_pool=self._pool)
+
+    def get_with(self, tags, extra_keys=()):
+        self._available()
+        tags = list(tags)
+        names = [self.key(t) for t in tags] + list(extra_keys)
+        try:
+            raw = self._client.mget([self._make_key(name) for name in names])
+        except Exception as exc:
+            raise self._failed("read", exc) from exc
+        loads = self._serializer.loads
+        values = [None if item is None else loads(item) for item in raw]
+        versions = dict(zip(tags, values[: len(tags)], strict=True))
+        extras = {
+            name: value
+            for name, value in zip(names[len(tags) :], values[len(tags) :], strict=True)
+            if value is not None
+        }
+        return versions, extras
+
+    def store(self, key, value, timeout, snapshot, create=()):
+        dumps = self._serializer.dumps
+        payload = dumps(value)  # an unpicklable value raises here, before any I/O
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for tag in create:
+                pipe.set(self._make_key(self.key(tag)), dumps(snapshot[tag]), nx=True)
+            pipe.set(self._make_key(key), payload, ex=timeout)
+            pipe.execute()
+        except Exception as exc:
+            raise self._failed("write", exc) from exc
+
+
+def _is_django_redis(cache_alias: str) -> bool:
+    backend = caches[cache_alias]
+    inner = getattr(backend, "_cache", None)
+    return (
+        type(backend).__module__ == "django.core.cache.backends.redis"
+        and hasattr(inner, "_get_connection_pool")
+        and hasattr(inner, "_serializer")
+    )
+
+
 @cache
 def version_store(cache_alias: str) -> VersionStore:
     """The version store for a cache alias (one per process)."""
+    if _is_django_redis(cache_alias):
+        return RedisVersionStore(cache_alias)
     return VersionStore(cache_alias)
