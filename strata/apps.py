@@ -16,9 +16,26 @@ class StrataConfig(AppConfig):
 
         setting_changed.connect(_forget_settings, dispatch_uid="strata-settings-changed")
         if strata_settings().query_cache.enabled:
+            from django.core.signals import request_finished, request_started
+
             from .querycache.monkey_patch import install
 
             install()
+            # Store a request's cache misses in one round trip, after its response.
+            request_started.connect(_defer, dispatch_uid="strata-defer-stores")
+            request_finished.connect(_flush, dispatch_uid="strata-flush-stores")
+
+
+def _defer(**kwargs) -> None:
+    from .tags.versions import defer_stores
+
+    defer_stores()
+
+
+def _flush(**kwargs) -> None:
+    from .tags.versions import flush_deferred_stores
+
+    flush_deferred_stores()
 
 
 def _forget_settings(setting, **kwargs) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from contextlib import nullcontext
 from functools import wraps
 
@@ -154,7 +155,7 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
             stats["store"] += 1
         except CacheUnavailable:
             stats["error"] += 1
-        except Exception as exc:  # a value that cannot be pickled
+        except (TypeError, AttributeError, pickle.PicklingError) as exc:  # unpicklable rows
             stats["error"] += 1
             log.warning("strata: could not store a query result (%s)", exc)
     return result

@@ -16,13 +16,21 @@ from __future__ import annotations
 import logging
 import pickle
 import secrets
+import threading
 import time
 from collections.abc import Iterable
 from functools import cache
 
 from django.core.cache import caches
 
-__all__ = ["VersionStore", "version_store", "VERSION_PREFIX", "CacheUnavailable"]
+__all__ = [
+    "VersionStore",
+    "version_store",
+    "VERSION_PREFIX",
+    "CacheUnavailable",
+    "defer_stores",
+    "flush_deferred_stores",
+]
 
 log = logging.getLogger("strata.tags")
 
@@ -155,23 +163,48 @@ class VersionStore:
         missing = [tag for tag, version in versions.items() if version is None]
         if not missing:
             return versions, []  # type: ignore[return-value]
+        # While stores wait for the end of a request, every read of that request must
+        # propose the same token for a tag, or all but one of its artifacts would lose.
+        proposed = getattr(_deferral, "proposed", None)
         snapshot = dict(versions)
         for tag in missing:
-            snapshot[tag] = new_version()
+            if proposed is None:
+                snapshot[tag] = new_version()
+            else:
+                snapshot[tag] = proposed.setdefault(tag, new_version())
         return snapshot, missing  # type: ignore[return-value]
 
     def store(
         self, key: str, value, timeout: int, snapshot: dict[str, str], create: Iterable[str] = ()
     ) -> None:
-        """Create the provisional versions ``create`` (if still missing), then store ``value``."""
-        try:
-            for tag in create:
-                self.cache.add(self.key(tag), snapshot[tag], timeout=None)
-            self.cache.set(key, value, timeout)
-        except _VALUE_ERRORS:
-            raise  # the value, not the cache server, is at fault
-        except Exception as exc:
-            raise self._failed("write", exc) from exc
+        """Create the provisional versions ``create`` (if still missing), then store ``value``.
+
+        During a request the store is deferred to the end of the request (after the
+        response has gone) and made for all the request's artifacts in one round trip:
+        as safe as storing at once, since the snapshot was taken before the read and a
+        version created late loses to any write in between.
+        """
+        job = (key, value, timeout, snapshot, tuple(create))
+        buffer = getattr(_deferral, "jobs", None)
+        if buffer is not None:
+            buffer.append((self, job))
+            if len(buffer) >= _MAX_DEFERRED:
+                flush_deferred_stores()
+                defer_stores()  # keep deferring for the rest of the request
+            return
+        self._store_now([job])
+
+    def _store_now(self, jobs: list) -> None:
+        """Store artifacts at once (one round trip per artifact here; pipelined on Redis)."""
+        for key, value, timeout, snapshot, create in jobs:
+            try:
+                for tag in create:
+                    self.cache.add(self.key(tag), snapshot[tag], timeout=None)
+                self.cache.set(key, value, timeout)
+            except _VALUE_ERRORS:
+                raise  # the value, not the cache server, is at fault
+            except Exception as exc:
+                raise self._failed("write", exc) from exc
 
     def snapshot(self, tags: Iterable[str]) -> dict[str, str]:
         """Current versions of ``tags``, creating missing ones: take it *before* reading."""
@@ -211,6 +244,35 @@ class VersionStore:
         return True
 
 
+_deferral = threading.local()
+_MAX_DEFERRED = 200
+
+
+def defer_stores() -> None:
+    """Collect this thread's artifact stores until :func:`flush_deferred_stores` (a request)."""
+    if getattr(_deferral, "jobs", None) is None:
+        _deferral.jobs = []
+        _deferral.proposed = {}
+
+
+def flush_deferred_stores() -> None:
+    """Store what this thread deferred, one round trip per version store, and stop deferring."""
+    jobs, _deferral.jobs = getattr(_deferral, "jobs", None), None
+    _deferral.proposed = None
+    if not jobs:
+        return
+    by_store: dict[VersionStore, list] = {}
+    for store, job in jobs:
+        by_store.setdefault(store, []).append(job)
+    for store, store_jobs in by_store.items():
+        try:
+            store._store_now(store_jobs)
+        except CacheUnavailable:
+            pass  # logged; those artifacts are simply not cached
+        except _VALUE_ERRORS as exc:
+            log.warning("strata: could not store an artifact (%s)", exc)
+
+
 class RedisVersionStore(VersionStore):
     """The same store, talking to Redis directly for the hot paths.
 
@@ -223,7 +285,8 @@ class RedisVersionStore(VersionStore):
     def __init__(self, cache_alias: str):
         super().__init__(cache_alias)
         backend = self.cache
-        self._make_key = backend.make_and_validate_key
+        # Strata's keys are ASCII without spaces: no need for the per-character check.
+        self._make_key = backend.make_key
         self._serializer = backend._cache._serializer
         self._pool = backend._cache._get_connection_pool(write=True)
         import redis
@@ -248,17 +311,26 @@ class RedisVersionStore(VersionStore):
         }
         return versions, extras
 
-    def store(self, key, value, timeout, snapshot, create=()):
+    def _store_now(self, jobs):
         dumps = self._serializer.dumps
-        payload = dumps(value)  # an unpicklable value raises here, before any I/O
-        try:
-            pipe = self._client.pipeline(transaction=False)
+        pipe = self._client.pipeline(transaction=False)
+        refused = None
+        for key, value, timeout, snapshot, create in jobs:
+            try:
+                payload = dumps(value)  # an unpicklable value raises here, before any I/O
+            except _VALUE_ERRORS as exc:
+                refused = exc
+                continue
             for tag in create:
                 pipe.set(self._make_key(self.key(tag)), dumps(snapshot[tag]), nx=True)
             pipe.set(self._make_key(key), payload, ex=timeout)
-            pipe.execute()
+        try:
+            if len(pipe):
+                pipe.execute()
         except Exception as exc:
             raise self._failed("write", exc) from exc
+        if refused is not None:
+            raise refused
 
 
 def _is_django_redis(cache_alias: str) -> bool:
