@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+from collections import OrderedDict
 from contextlib import nullcontext
 from functools import wraps
 
@@ -69,6 +70,42 @@ def _result_key(connection, sql: str, params, result_type: str) -> str:
     return RESULT_PREFIX + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_MEMO_SIZE = 4096
+_memo: OrderedDict = OrderedDict()
+
+
+def _tags_and_key(connection, query, sql: str, params, result_type: str):
+    """The read's tags and cache key, remembered per (SQL, parameters).
+
+    Equal SQL and parameters mean an equal query: the same tables, the same pinned
+    values. Working them out again for every hit would cost more than the hit.
+    """
+    identity = _connection_identity(connection)
+    try:
+        memo_key = (identity, sql, params, result_type)
+        found = _memo.get(memo_key)
+    except TypeError:  # unhashable parameters (lists for an array column...)
+        memo_key, found = None, None
+    if found is not None:
+        _memo.move_to_end(memo_key)
+        return found
+    simple = not query.combinator and sql.upper().count("SELECT") == 1
+    found = (
+        read_tags(query, sql, simple=simple),
+        _result_key(connection, sql, params, result_type),
+    )
+    if memo_key is not None:
+        _memo[memo_key] = found
+        if len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    return found
+
+
+def forget_memo() -> None:
+    """Drop remembered tags and keys (after the schema or settings change)."""
+    _memo.clear()
+
+
 def _may_cache_in_transaction(connection) -> bool:
     """Inside a transaction, only READ COMMITTED sees other transactions' commits."""
     if not connection.in_atomic_block:
@@ -121,9 +158,7 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
     if not query_conf.cache_nondeterministic and is_nondeterministic(sql):
         return _bypass("nondeterministic", original, compiler, *args)
 
-    simple = not query.combinator and sql.upper().count("SELECT") == 1
-    tags = read_tags(query, sql, simple=simple)
-    key = _result_key(connection, sql, params, result_type)
+    tags, key = _tags_and_key(connection, query, sql, params, result_type)
     store = version_store(conf.cache_alias)
     try:
         versions, extras = store.get_with(tags, [key])

@@ -111,3 +111,6 @@ def clear_schema_cache() -> None:
     _tables.cache_clear()
     _table_pattern.cache_clear()
     tables_in_sql.cache_clear()
+    from .monkey_patch import forget_memo
+
+    forget_memo()
