@@ -1,0 +1,5 @@
+"""Settings for ``benchmarks/querycache_peers.py``: the demo's settings, one query cache each.
+
+Every module starts from ``newsroom_site.settings`` (same ``DATABASE_URL``, same Redis in
+``CACHE_URL``) and turns on exactly one query cache, or none (``plain``).
+"""
