@@ -16,7 +16,7 @@ import hashlib
 import logging
 import pickle
 from collections import OrderedDict
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from functools import wraps
 
 from django.core.exceptions import EmptyResultSet
@@ -87,7 +87,8 @@ def _tags_and_key(connection, query, sql: str, params, result_type: str):
     except TypeError:  # unhashable parameters (lists for an array column...)
         memo_key, found = None, None
     if found is not None:
-        _memo.move_to_end(memo_key)
+        with suppress(KeyError):  # another thread may have just evicted it
+            _memo.move_to_end(memo_key)
         return found
     simple = not query.combinator and sql.upper().count("SELECT") == 1
     found = (
@@ -97,7 +98,8 @@ def _tags_and_key(connection, query, sql: str, params, result_type: str):
     if memo_key is not None:
         _memo[memo_key] = found
         if len(_memo) > _MEMO_SIZE:
-            _memo.popitem(last=False)
+            with suppress(KeyError):
+                _memo.popitem(last=False)
     return found
 
 
