@@ -37,7 +37,7 @@ from django.db.models.sql.query import Query
 from ..conf import strata_settings
 from ..tags.invalidation import dirty_tables, invalidate_after_commit
 from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
-from ..tags.recorder import record
+from ..tags.recorder import record, recording_active, taint
 from ..tags.versions import CacheUnavailable, version_store
 from .analysis import is_nondeterministic, raw_write_tables, read_tags, row_tags
 from .control import caching_disabled, caching_is_disabled, in_orm
@@ -121,7 +121,10 @@ def _may_cache_in_transaction(connection) -> bool:
 
 
 def _bypass(reason: str, original, compiler, *args):
+    """Read from the database; an artifact being built from this read must not be stored."""
     stats[f"bypass:{reason}"] += 1
+    if recording_active():
+        taint(f"a read bypassed the query cache ({reason})")
     return original(compiler, *args)
 
 
@@ -130,14 +133,16 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
     conf = strata_settings()
     query_conf = conf.query_cache
     query = compiler.query
-    if (
-        not query_conf.enabled
-        or result_type not in (MULTI, SINGLE)
-        or chunked_fetch
-        or query.select_for_update
-        or caching_is_disabled()
-    ):
+    if result_type not in (MULTI, SINGLE):
         return original(compiler, *args)
+    if not query_conf.enabled:
+        return _bypass("query cache off", original, compiler, *args)
+    if chunked_fetch:
+        return _bypass("iterator()", original, compiler, *args)
+    if query.select_for_update:
+        return _bypass("select_for_update", original, compiler, *args)
+    if caching_is_disabled():
+        return _bypass("caching disabled", original, compiler, *args)
     connection = compiler.connection
     try:
         sql, params = compiler.as_sql()
@@ -166,7 +171,7 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
         versions, extras = store.get_with(tags, [key])
     except CacheUnavailable:
         stats["error"] += 1
-        return original(compiler, *args)
+        return _bypass("cache unavailable", original, compiler, *args)
     cached = extras.get(key)
     if cached is not None and cached[0] == versions:
         stats["hit"] += 1

@@ -13,7 +13,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Recorder", "recording", "current_tags", "record"]
+__all__ = ["Recorder", "recording", "current_tags", "record", "taint", "recording_active"]
 
 _active: contextvars.ContextVar[tuple[Recorder, ...]] = contextvars.ContextVar(
     "strata_recorders", default=()
@@ -26,6 +26,8 @@ class Recorder:
     def __init__(self) -> None:
         self.snapshot: dict[str, str] = {}
         self.inconsistent = False
+        self.uncacheable: str | None = None
+        """Why the artifact must not be stored: it read something whose tags are unknown."""
 
     @property
     def tags(self) -> set[str]:
@@ -55,6 +57,18 @@ def record(snapshot: dict[str, str]) -> None:
     """Report a read's snapshot to every active recorder."""
     for recorder in _active.get():
         recorder.add(snapshot)
+
+
+def recording_active() -> bool:
+    """True inside at least one :func:`recording` block."""
+    return bool(_active.get())
+
+
+def taint(reason: str) -> None:
+    """Tell every active recorder that a read bypassed the cache: its tags are unknown."""
+    for recorder in _active.get():
+        if recorder.uncacheable is None:
+            recorder.uncacheable = reason
 
 
 def current_tags() -> set[str]:

@@ -21,6 +21,18 @@ def test_the_recorder_collects_tags_of_reads_even_from_cache(newsroom):
     assert inner.tags == expected
     assert outer.tags == expected
     assert not outer.inconsistent
+    assert outer.uncacheable is None
+
+
+def test_a_read_that_bypasses_the_cache_marks_the_recorder_uncacheable(newsroom):
+    from newsroom.models import Article
+
+    with api.recording() as recorder:
+        list(Article.objects.order_by("?"))  # nondeterministic: read, not cached, tags unknown
+    assert recorder.uncacheable == "a read bypassed the query cache (nondeterministic)"
+    with api.recording() as recorder, api.caching_disabled():
+        list(Article.objects.all())
+    assert recorder.uncacheable == "a read bypassed the query cache (caching disabled)"
 
 
 def test_invalidate_model_instance_queryset_and_tags(newsroom):
