@@ -16,7 +16,7 @@ against the same PostgreSQL and the same Redis, flushed between variants:
     .venv/bin/python benchmarks/querycache_peers.py [--seconds 6] [--json benchmarks/results/querycache_peers.json]
 
 The peers are installed beside Strata, not declared by it:
-``.venv/bin/pip install django-cachalot django-cacheops``. A peer that is missing or fails
+``.venv/bin/pip install -e .[bench]``. A peer that is missing or fails
 on this Django is reported as such and the others still run. Pages are driven in-process
 with ``django.test.Client``: the figures are Django's own cost, with no network or server.
 """
