@@ -176,7 +176,10 @@ def up(
     edge_ttl,
 ):
     """Start the whole stack for a Django project and keep it running until Ctrl-C."""
-    project, is_demo = _project(project_dir, settings, wsgi)
+    try:
+        project, is_demo = _project(project_dir, settings, wsgi)
+    except StackError as error:
+        _fail(error)
     setup = [["migrate", "--noinput"]]
     if is_demo and seed:
         setup.append(["seed_newsroom", "--if-empty"])
@@ -199,6 +202,8 @@ def up(
         lock = _take_lock(run_dir)
     except StackError as error:
         _fail(error)
+    except OSError as error:
+        _fail(StackError("strata up", f"cannot use the run directory {run_dir}: {error}"))
 
     def on_signal(signum, frame):
         raise _Stop(signal.Signals(signum).name)
