@@ -229,3 +229,15 @@ def test_a_killed_strata_up_takes_its_programs_with_it(run_dir):
         [row["pid"] for row in state["rows"] if row["pid"]],
         [port, port + 80, port + 90, port + 101, port + 379, port + 432],
     )
+
+
+def test_an_unusable_run_directory_is_a_clear_error():
+    result = subprocess.run(
+        [*STRATA, "up", "--run-dir", "/proc/strata-cannot-be-here", "--port", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot use the run directory" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
