@@ -15,7 +15,7 @@ import pytest
 
 from strata.stack.ports import port_is_free
 from strata.stack.probes import http_get
-from strata.stack.process import live_session_members
+from strata.stack.process import live_session_members, pid_alive
 
 from .stackutil import free_base_port, make_run_dir, remove_run_dir, require_real_stack
 
@@ -70,14 +70,6 @@ def stop(process: subprocess.Popen, signum=signal.SIGTERM) -> str:
     process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
     return output
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def assert_nothing_left(pids: list[int], ports: list[int]) -> None:

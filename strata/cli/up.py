@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..stack.appserver import DjangoProject
 from ..stack.errors import StackError
+from ..stack.process import pid_alive
 from ..stack.stack import Stack, StackConfig, demo_project
 
 __all__ = ["up", "down", "status"]
@@ -43,14 +44,6 @@ def _project(
     return DjangoProject(directory, settings, wsgi or f"{package}.wsgi:application"), False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _take_lock(run_dir: Path) -> Path:
     lock = run_dir / "strata-up.pid"
     if lock.exists():
@@ -58,7 +51,7 @@ def _take_lock(run_dir: Path) -> Path:
             other = int(lock.read_text().strip())
         except ValueError:
             other = 0
-        if other and other != os.getpid() and _pid_alive(other):
+        if other and other != os.getpid() and pid_alive(other):
             raise StackError(
                 "strata up",
                 f"already running for {run_dir} (pid {other}); stop it with Ctrl-C or "
@@ -292,14 +285,14 @@ def down(run_dir, timeout):
         pid = int(lock.read_text().strip())
     except (OSError, ValueError):
         raise click.ClickException(f"no stack is running for {run_dir.resolve()}") from None
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         lock.unlink(missing_ok=True)
         raise click.ClickException(f"no stack is running for {run_dir.resolve()} (stale pid {pid})")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         raise click.ClickException(f"strata up (pid {pid}) did not stop in {timeout:.0f} s")
     console.print("stopped.")
 
@@ -311,13 +304,13 @@ def down(run_dir, timeout):
 def status(run_dir):
     """Show what the running stack serves, layer by layer."""
     state = _read_state(run_dir)
-    if state is None or not _pid_alive(int(state.get("pid", 0))):
+    if state is None or not pid_alive(int(state.get("pid", 0))):
         raise click.ClickException(f"no stack is running for {run_dir.resolve()}")
     table = Table(title=f"Strata stack (strata up pid {state['pid']})", title_justify="left")
     for column in ("layer", "implementation", "version", "address", "pid", "alive"):
         table.add_column(column)
     for row in state["rows"]:
-        alive = "-" if not row["pid"] else ("yes" if _pid_alive(row["pid"]) else "[red]no[/]")
+        alive = "-" if not row["pid"] else ("yes" if pid_alive(row["pid"]) else "[red]no[/]")
         table.add_row(
             row["layer"],
             row["implementation"],

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "tail", "live_session_members"]
+__all__ = ["ManagedProcess", "tail", "live_session_members", "pid_alive"]
 
 log = logging.getLogger("strata.stack")
 
@@ -50,6 +50,15 @@ def _die_with_parent(signum: int):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
     return preexec
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def live_session_members(session_id: int) -> list[int]:
