@@ -12,6 +12,7 @@ Each write changes versions after commit (``strata.tags.invalidation``).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import pickle
@@ -261,12 +262,26 @@ def _write_tags(table: str, before, after) -> set[str]:
     return tags
 
 
+_in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("strata_in_write", default=False)
+
+
 def _update_or_delete(original, compiler, args, *, is_update: bool):
     """Run an UPDATE/DELETE and invalidate the old and new values of the rows it touched."""
     query = compiler.query
     model = query.model
-    if model is None:
+    if model is None or _in_write.get():
+        # Django 6.1's execute_returning_sql calls execute_sql: one write, handled once.
         return original(compiler, *args)
+    handling = _in_write.set(True)
+    try:
+        return _update_or_delete_once(original, compiler, args, is_update=is_update)
+    finally:
+        _in_write.reset(handling)
+
+
+def _update_or_delete_once(original, compiler, args, *, is_update: bool):
+    query = compiler.query
+    model = query.model
     connection = compiler.connection
     alias = connection.alias
     table = model._meta.db_table
@@ -391,6 +406,16 @@ def install() -> None:
     @wraps(update_original)
     def update_execute_sql(self, result_type):
         return _update_or_delete(update_original, self, (result_type,), is_update=True)
+
+    # Django 6.1: UPDATE ... RETURNING for save() with expressions or generated fields.
+    returning_original = getattr(SQLUpdateCompiler, "execute_returning_sql", None)
+    if returning_original is not None:
+
+        @wraps(returning_original)
+        def update_execute_returning_sql(self, returning_fields):
+            return _update_or_delete(returning_original, self, (returning_fields,), is_update=True)
+
+        SQLUpdateCompiler.execute_returning_sql = update_execute_returning_sql
 
     @wraps(insert_original)
     def insert_execute_sql(self, returning_fields=None):

@@ -118,6 +118,25 @@ def test_update_with_an_expression_changing_a_condition_column(newsroom):
     assert gone == {"comments of a2", "comment count of a3", "all comments", "home listing"}
 
 
+def test_save_with_an_expression_value(newsroom):
+    from newsroom.models import Comment
+
+    n = newsroom
+    comment = Comment.objects.filter(article=n.a3).first()
+
+    def move():
+        # Django 6.1 saves this with UPDATE ... RETURNING.
+        comment.article_id = F("article_id") + (n.a2.id - n.a3.id)
+        comment.save()
+
+    assert invalidated_by(n, move) == {
+        "comments of a2",
+        "comment count of a3",
+        "all comments",
+        "home listing",
+    }
+
+
 def test_deleting_a_comment_on_a1_keeps_a2_cached(newsroom):
     from newsroom.models import Comment
 
