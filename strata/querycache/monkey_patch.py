@@ -27,6 +27,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.signals import post_migrate
 from django.db.models.sql.compiler import (
     MULTI,
+    ROW_COUNT,
     SINGLE,
     SQLCompiler,
     SQLDeleteCompiler,
@@ -42,7 +43,7 @@ from ..tags.recorder import record, recording_active, taint
 from ..tags.versions import CacheUnavailable, version_store
 from .analysis import is_nondeterministic, raw_write_tables, read_tags, row_tags
 from .control import caching_disabled, caching_is_disabled, in_orm
-from .schema import known_tables, table_info, tables_in_sql
+from .schema import db_cascade_tables, known_tables, table_info, tables_in_sql
 from .stats import stats
 
 __all__ = ["install", "is_installed"]
@@ -283,36 +284,80 @@ def _update_or_delete_once(original, compiler, args, *, is_update: bool):
     query = compiler.query
     model = query.model
     connection = compiler.connection
-    alias = connection.alias
     table = model._meta.db_table
     info = table_info(table)
+    cascades = set() if is_update else set(db_cascade_tables(model))
     token = in_orm.set(True)
     try:
         if info is None or query.where is None:
-            result = original(compiler, *args)
-            invalidate_after_commit(alias, {table_tag(table), bulk_tag(table)}, {table})
-            return result
-        limit = strata_settings().write_row_limit
-        lock = _locks_rows(connection)
-        with transaction.atomic(using=alias, savepoint=False) if lock else nullcontext():
-            before = _select_rows(query, alias, model, info.condition_columns, limit, lock)
-            result = original(compiler, *args)
-            after = None
-            if is_update and before:
-                pk = info.pk_column
-                after = _select_rows(
-                    model._base_manager.using(alias).filter(pk__in=[r[pk] for r in before]).query,
-                    alias,
-                    model,
-                    info.condition_columns,
-                    None,
-                    False,
-                )
-            invalidate_after_commit(alias, _write_tags(table, before, after), {table})
+            result, before, after = original(compiler, *args), None, None
+        elif not is_update and _deletes_returning(connection, args):
+            result, before, after = *_delete_returning(compiler, info, original, args), None
+        else:
+            result, before, after = _write_with_old_values(
+                original, compiler, args, info, is_update
+            )
+        tags = _write_tags(table, before, after)
+        for child in cascades:
+            tags |= {table_tag(child), bulk_tag(child)}
+        invalidate_after_commit(connection.alias, tags, {table, *cascades})
         stats["invalidate"] += 1
         return result
     finally:
         in_orm.reset(token)
+
+
+def _write_with_old_values(original, compiler, args, info, is_update: bool):
+    """Read the rows' condition values (locked where possible), write, read the new ones.
+
+    Returns the compiler's result, the old values (None: too many rows to list) and the
+    new values of an UPDATE's rows.
+    """
+    query = compiler.query
+    model = query.model
+    alias = compiler.connection.alias
+    limit = strata_settings().write_row_limit
+    lock = _locks_rows(compiler.connection)
+    with transaction.atomic(using=alias, savepoint=False) if lock else nullcontext():
+        before = _select_rows(query, alias, model, info.condition_columns, limit, lock)
+        result = original(compiler, *args)
+        after = None
+        if is_update and before:
+            pks = [row[info.pk_column] for row in before]
+            after = _select_rows(
+                model._base_manager.using(alias).filter(pk__in=pks).query,
+                alias,
+                model,
+                info.condition_columns,
+                None,
+                False,
+            )
+    return result, before, after
+
+
+def _deletes_returning(connection, args) -> bool:
+    """Can this DELETE report the rows it removed itself (one statement, no lock)?"""
+    return (
+        args[:1] == (ROW_COUNT,)
+        and connection.vendor in ("postgresql", "sqlite")
+        and connection.features.can_return_columns_from_insert  # RETURNING (SQLite 3.35+)
+    )
+
+
+def _delete_returning(compiler, info, original, args):
+    """``DELETE ... RETURNING`` the condition columns: the old values, exactly, at once."""
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return original(compiler, *args), []
+    quote = compiler.connection.ops.quote_name
+    returning = ", ".join(quote(column) for column in info.condition_columns)
+    with compiler.connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {returning}", params)
+        rows = cursor.fetchall()
+    removed = [dict(zip(info.condition_columns, row, strict=True)) for row in rows]
+    limit = strata_settings().write_row_limit
+    return len(rows), (removed if len(removed) <= limit else None)
 
 
 def _insert(original, compiler, returning_fields=None):
@@ -372,6 +417,9 @@ def _raw(cursor: CursorWrapper, sql) -> None:
     else:
         known = known_tables()
         named = {t for t in tables if t in known} or set(tables)
+        for table in list(named):
+            if (info := table_info(table)) is not None:
+                named |= db_cascade_tables(info.model)  # DELETE/TRUNCATE reach further
         tags = {table_tag(t) for t in named} | {bulk_tag(t) for t in named}
         invalidate_after_commit(alias, tags, named)
     stats["invalidate"] += 1

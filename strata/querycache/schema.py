@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 from django.apps import apps
 from django.db import models
 
-__all__ = ["TableInfo", "table_info", "known_tables", "tables_in_sql"]
+__all__ = ["TableInfo", "table_info", "known_tables", "tables_in_sql", "db_cascade_tables"]
 
 _SIMPLE_TYPES = (
     models.AutoField,
@@ -106,11 +106,39 @@ def tables_in_sql(sql: str) -> frozenset[str]:
     return frozenset(lowered[m.group(1).lower()] for m in _table_pattern().finditer(sql))
 
 
+@cache
+def db_cascade_tables(model: type[models.Model]) -> frozenset[str]:
+    """Tables the database itself changes when rows of ``model`` go, transitively.
+
+    Django 6.1's ``DB_CASCADE``, ``DB_SET_NULL`` and ``DB_SET_DEFAULT`` leave those
+    changes to the database: no compiler sees them, so a delete must invalidate the
+    tables they reach (whole tables: the rows are not known).
+    """
+    try:
+        from django.db.models.deletion import DatabaseOnDelete
+    except ImportError:  # Django before 6.1
+        return frozenset()
+    reached: set[str] = set()
+    pending = [model]
+    while pending:
+        for relation in pending.pop()._meta.related_objects:
+            on_delete = getattr(relation, "on_delete", None)
+            if not isinstance(on_delete, DatabaseOnDelete):
+                continue
+            child = relation.related_model
+            if child._meta.db_table not in reached:
+                reached.add(child._meta.db_table)
+                if on_delete.operation == "CASCADE":
+                    pending.append(child)
+    return frozenset(reached)
+
+
 def clear_schema_cache() -> None:
     """Forget the table registry (after models change, in tests)."""
     _tables.cache_clear()
     _table_pattern.cache_clear()
     tables_in_sql.cache_clear()
+    db_cascade_tables.cache_clear()
     from .monkey_patch import forget_memo
 
     forget_memo()
