@@ -15,7 +15,7 @@ class StrataConfig(AppConfig):
         from .conf import strata_settings
 
         setting_changed.connect(_forget_settings, dispatch_uid="strata-settings-changed")
-        if strata_settings().query_cache.enabled:
+        if strata_settings().tracks_reads:
             from django.core.signals import request_finished, request_started
 
             from .querycache.monkey_patch import install

@@ -10,7 +10,17 @@ key                       default          meaning
 ``CACHE``                 ``"default"``    the Django cache alias for tag versions and artifacts
 ``WRITE_ROW_LIMIT``       ``1000``         a write touching more rows than this invalidates the
                                            whole table instead of each row's tags
-``QUERY_CACHE``           absent (off)     the ORM query cache; a dict turns it on:
+``QUERY_CACHE``           absent (off)     the ORM query cache; a dict turns it on (below)
+``PAGE_CACHE``            absent (off)     whole responses in the cache; a dict turns it on
+``FRAGMENT_CACHE``        absent (off)     ``{% cached %}`` blocks; a dict turns them on
+                                           (``ENABLED``, ``TIMEOUT`` = ``600``)
+``ACCELERATORS``          ``[]``           base URLs of the Varnish nodes to purge after
+                                           commit (``http://10.0.0.5:6081``)
+``PURGE_SECRET``          ``""``           sent as ``X-Purge-Secret`` with every purge
+``PURGE_DELAY``           ``2.0``          seconds before each tag is purged a second time
+``PURGE_WAIT``            ``1.0``          seconds a request that wrote waits for its first
+                                           purge before its response goes out
+``TAGS_HEADER_LIMIT``     ``7000``         bytes of ``xkey``; longer tag lists are coarsened
 ========================  ===============  ===================================================
 
 ``QUERY_CACHE`` keys:
@@ -26,6 +36,23 @@ key                       default          meaning
                                                                never cached
 ``CACHE_NONDETERMINISTIC``  ``False``                          cache queries using RANDOM(),
                                                                NOW() and the like
+==========================  =================================  ===============================
+
+``PAGE_CACHE`` keys:
+
+==========================  =================================  ===============================
+``ENABLED``                 ``True``                           switch it off without removing
+                                                               the block
+``TIMEOUT``                 ``300``                            seconds a page is fresh
+``STALE_WHILE_REVALIDATE``  ``60``                             seconds more it may be served
+                                                               while one request refreshes it
+``STATUS_TIMEOUTS``         ``{301: 60, 404: 30, 410: 30}``    shorter lifetimes by status
+``IGNORED_PARAMETERS``      ``utm_*``, ``fbclid``, ``gclid``…  query parameters left out of
+                                                               the key (``*`` ends a prefix)
+``MAX_QUERY_STRING``        ``512``                            longer query strings bypass
+``EXCLUDE_PATHS``           ``["/admin/"]``                    path prefixes never cached
+``LOCK_TIMEOUT``            ``10``                             seconds a render holds its key
+``LOCK_WAIT``               ``5.0``                            seconds others wait for it
 ==========================  =================================  ===============================
 """
 
@@ -44,6 +71,10 @@ __all__ = [
     "strata_settings",
     "DEFAULTS",
     "QUERY_CACHE_DEFAULTS",
+    "PAGE_CACHE_DEFAULTS",
+    "FRAGMENT_CACHE_DEFAULTS",
+    "PageCacheSettings",
+    "FragmentCacheSettings",
 ]
 
 DEFAULTS = {
@@ -53,6 +84,13 @@ DEFAULTS = {
     "CACHE": "default",
     "WRITE_ROW_LIMIT": 1000,
     "QUERY_CACHE": None,
+    "PAGE_CACHE": None,
+    "FRAGMENT_CACHE": None,
+    "ACCELERATORS": [],
+    "PURGE_SECRET": "",
+    "PURGE_DELAY": 2.0,
+    "PURGE_WAIT": 1.0,
+    "TAGS_HEADER_LIMIT": 7000,
 }
 
 QUERY_CACHE_DEFAULTS = {
@@ -63,6 +101,31 @@ QUERY_CACHE_DEFAULTS = {
     "EXCLUDE_APPS": [],
     "CACHE_NONDETERMINISTIC": False,
 }
+
+PAGE_CACHE_DEFAULTS = {
+    "ENABLED": True,
+    "TIMEOUT": 300,
+    "STALE_WHILE_REVALIDATE": 60,
+    "STATUS_TIMEOUTS": {301: 60, 404: 30, 410: 30},
+    "IGNORED_PARAMETERS": [
+        "utm_*",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "yclid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+    ],
+    "MAX_QUERY_STRING": 512,
+    "EXCLUDE_PATHS": ["/admin/"],
+    "LOCK_TIMEOUT": 10,
+    "LOCK_WAIT": 5.0,
+}
+
+FRAGMENT_CACHE_DEFAULTS = {"ENABLED": True, "TIMEOUT": 600}
 
 
 @dataclass(frozen=True)
@@ -78,6 +141,29 @@ class QueryCacheSettings:
 
 
 @dataclass(frozen=True)
+class PageCacheSettings:
+    """The validated ``STRATA['PAGE_CACHE']`` block."""
+
+    enabled: bool
+    timeout: int
+    stale_while_revalidate: int
+    status_timeouts: dict[int, int]
+    ignored_parameters: tuple[str, ...]
+    max_query_string: int
+    exclude_paths: tuple[str, ...]
+    lock_timeout: int
+    lock_wait: float
+
+
+@dataclass(frozen=True)
+class FragmentCacheSettings:
+    """The validated ``STRATA['FRAGMENT_CACHE']`` block."""
+
+    enabled: bool
+    timeout: int
+
+
+@dataclass(frozen=True)
 class StrataSettings:
     """The validated values of the ``STRATA`` setting."""
 
@@ -87,6 +173,23 @@ class StrataSettings:
     cache_alias: str
     write_row_limit: int
     query_cache: QueryCacheSettings
+    page_cache: PageCacheSettings
+    fragment_cache: FragmentCacheSettings
+    accelerators: tuple[str, ...]
+    purge_secret: str
+    purge_delay: float
+    purge_wait: float
+    tags_header_limit: int
+
+    @property
+    def tracks_reads(self) -> bool:
+        """True when some layer needs the tags of reads (and so the ORM hooks)."""
+        return (
+            self.query_cache.enabled
+            or self.page_cache.enabled
+            or self.fragment_cache.enabled
+            or bool(self.accelerators)
+        )
 
 
 def raw_settings() -> dict:
@@ -116,4 +219,34 @@ def strata_settings() -> StrataSettings:
             exclude_apps=frozenset(query["EXCLUDE_APPS"]),
             cache_nondeterministic=bool(query["CACHE_NONDETERMINISTIC"]),
         ),
+        page_cache=_page_cache(raw["PAGE_CACHE"]),
+        fragment_cache=_fragment_cache(raw["FRAGMENT_CACHE"]),
+        accelerators=tuple(str(url).rstrip("/") for url in raw["ACCELERATORS"]),
+        purge_secret=str(raw["PURGE_SECRET"]),
+        purge_delay=float(raw["PURGE_DELAY"]),
+        purge_wait=float(raw["PURGE_WAIT"]),
+        tags_header_limit=int(raw["TAGS_HEADER_LIMIT"]),
+    )
+
+
+def _page_cache(block) -> PageCacheSettings:
+    page = {**PAGE_CACHE_DEFAULTS, **(block if isinstance(block, dict) else {})}
+    return PageCacheSettings(
+        enabled=isinstance(block, dict) and bool(page["ENABLED"]),
+        timeout=int(page["TIMEOUT"]),
+        stale_while_revalidate=int(page["STALE_WHILE_REVALIDATE"]),
+        status_timeouts={int(k): int(v) for k, v in dict(page["STATUS_TIMEOUTS"]).items()},
+        ignored_parameters=tuple(page["IGNORED_PARAMETERS"]),
+        max_query_string=int(page["MAX_QUERY_STRING"]),
+        exclude_paths=tuple(page["EXCLUDE_PATHS"]),
+        lock_timeout=int(page["LOCK_TIMEOUT"]),
+        lock_wait=float(page["LOCK_WAIT"]),
+    )
+
+
+def _fragment_cache(block) -> FragmentCacheSettings:
+    fragment = {**FRAGMENT_CACHE_DEFAULTS, **(block if isinstance(block, dict) else {})}
+    return FragmentCacheSettings(
+        enabled=isinstance(block, dict) and bool(fragment["ENABLED"]),
+        timeout=int(fragment["TIMEOUT"]),
     )

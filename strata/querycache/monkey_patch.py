@@ -16,6 +16,7 @@ import contextvars
 import hashlib
 import logging
 import pickle
+import re
 from collections import OrderedDict
 from contextlib import nullcontext, suppress
 from functools import wraps
@@ -137,8 +138,9 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
     query = compiler.query
     if result_type not in (MULTI, SINGLE):
         return original(compiler, *args)
-    if not query_conf.enabled:
-        return _bypass("query cache off", original, compiler, *args)
+    cache_results = query_conf.enabled
+    if not cache_results and not recording_active():
+        return original(compiler, *args)
     if chunked_fetch:
         return _bypass("iterator()", original, compiler, *args)
     if query.select_for_update:
@@ -170,7 +172,7 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
     tags, key = _tags_and_key(connection, query, sql, params, result_type)
     store = version_store(conf.cache_alias)
     try:
-        versions, extras = store.get_with(tags, [key])
+        versions, extras = store.get_with(tags, [key] if cache_results else [])
     except CacheUnavailable:
         stats["error"] += 1
         return _bypass("cache unavailable", original, compiler, *args)
@@ -180,8 +182,11 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
         record(cached[0])
         return cached[1]
     snapshot, missing = store.provisional(versions)
+    record(snapshot, missing)
+    if not cache_results:
+        # Only the tags were wanted (a page or fragment is being built).
+        return original(compiler, *args)
     stats["miss"] += 1
-    record(snapshot)
 
     # Run the query with the SQL already compiled, instead of compiling it twice.
     compiler.as_sql = lambda *a, **k: (sql, params)
@@ -403,6 +408,9 @@ def _insert(original, compiler, returning_fields=None):
 # -- raw SQL ----------------------------------------------------------------------------
 
 
+_RAW_READ = re.compile(r"\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
+
+
 def _raw(cursor: CursorWrapper, sql) -> None:
     if in_orm.get() or not isinstance(sql, str):
         return
@@ -411,6 +419,8 @@ def _raw(cursor: CursorWrapper, sql) -> None:
         return  # Django's own temporary connections (creating the test database...)
     tables = raw_write_tables(sql)
     if tables == frozenset():
+        if recording_active() and _RAW_READ.match(sql):
+            taint("a raw SQL read (its tags are unknown)")
         return
     if tables is None:
         invalidate_after_commit(alias, {ALL}, {ALL})

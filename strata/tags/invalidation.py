@@ -9,7 +9,7 @@ a table, reads of that table bypass the cache.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from django.db import connections, transaction
@@ -17,7 +17,13 @@ from django.db import connections, transaction
 from ..conf import strata_settings
 from .versions import version_store
 
-__all__ = ["invalidate_after_commit", "dirty_tables", "bump_now"]
+__all__ = [
+    "invalidate_after_commit",
+    "dirty_tables",
+    "bump_now",
+    "after_invalidation",
+    "on_invalidation",
+]
 
 log = logging.getLogger("strata.tags")
 
@@ -38,9 +44,33 @@ def dirty_tables(alias: str) -> set[str]:
     return dirty
 
 
+# Called with the tags of every invalidation, after the versions changed: the layers
+# above (accelerator purges) register here, so that tags never import them.
+_listeners: list[Callable[[frozenset[str]], None]] = []
+
+
+def on_invalidation(listener: Callable[[frozenset[str]], None]) -> None:
+    """Call ``listener(tags)`` after every committed invalidation (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def after_invalidation(tags: frozenset[str]) -> None:
+    """Tell the listeners that ``tags`` changed; a failing listener is logged, not raised."""
+    for listener in list(_listeners):
+        try:
+            listener(tags)
+        except Exception:
+            log.exception("strata: invalidation listener %r failed", listener)
+
+
 def bump_now(tags: Iterable[str]) -> bool:
-    """Change the versions of ``tags`` at once (no transaction awareness)."""
-    return version_store(strata_settings().cache_alias).bump(tags)
+    """Change the versions of ``tags`` at once (no transaction awareness), then tell the
+    listeners (accelerator purges)."""
+    tags = frozenset(tags)
+    changed = version_store(strata_settings().cache_alias).bump(tags)
+    after_invalidation(tags)
+    return changed
 
 
 def invalidate_after_commit(alias: str, tags: Iterable[str], tables: Iterable[str] = ()) -> None:

@@ -13,7 +13,15 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Recorder", "recording", "current_tags", "record", "taint", "recording_active"]
+__all__ = [
+    "Recorder",
+    "recording",
+    "current_tags",
+    "current_recorder",
+    "record",
+    "taint",
+    "recording_active",
+]
 
 _active: contextvars.ContextVar[tuple[Recorder, ...]] = contextvars.ContextVar(
     "strata_recorders", default=()
@@ -25,6 +33,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.snapshot: dict[str, str] = {}
+        self.provisional: set[str] = set()
+        """Tags whose versions were proposed, not read: whoever stores must create them."""
         self.inconsistent = False
         self.uncacheable: str | None = None
         """Why the artifact must not be stored: it read something whose tags are unknown."""
@@ -34,12 +44,27 @@ class Recorder:
         """The tags recorded so far."""
         return set(self.snapshot)
 
-    def add(self, snapshot: dict[str, str]) -> None:
-        """Record the versions one read depended on."""
+    def add(self, snapshot: dict[str, str], provisional=()) -> None:
+        """Record the versions one read depended on (``provisional``: proposed, not read)."""
         for tag, version in snapshot.items():
             seen = self.snapshot.setdefault(tag, version)
             if seen != version:
                 self.inconsistent = True
+        if provisional:
+            self.provisional.update(provisional)
+
+    def merge(self, other: Recorder) -> None:
+        """Take everything ``other`` recorded (a fragment inheriting its page's reads)."""
+        self.add(other.snapshot, other.provisional)
+        if other.inconsistent:
+            self.inconsistent = True
+        if other.uncacheable is not None and self.uncacheable is None:
+            self.uncacheable = other.uncacheable
+
+    @property
+    def cacheable(self) -> bool:
+        """True when what was built from these reads may be stored."""
+        return not self.inconsistent and self.uncacheable is None
 
 
 @contextmanager
@@ -53,10 +78,16 @@ def recording() -> Iterator[Recorder]:
         _active.reset(token)
 
 
-def record(snapshot: dict[str, str]) -> None:
+def record(snapshot: dict[str, str], provisional=()) -> None:
     """Report a read's snapshot to every active recorder."""
     for recorder in _active.get():
-        recorder.add(snapshot)
+        recorder.add(snapshot, provisional)
+
+
+def current_recorder() -> Recorder | None:
+    """The innermost active recorder, or ``None`` outside any."""
+    active = _active.get()
+    return active[-1] if active else None
 
 
 def recording_active() -> bool:
