@@ -21,6 +21,9 @@ class StrataConfig(AppConfig):
             from .querycache.monkey_patch import install
 
             install()
+            from .edge.purge import install as install_purges
+
+            install_purges()  # purges nothing until STRATA['ACCELERATORS'] names a node
             # Store a request's cache misses in one round trip, after its response.
             request_started.connect(_defer, dispatch_uid="strata-defer-stores")
             request_finished.connect(_flush, dispatch_uid="strata-flush-stores")
@@ -47,3 +50,7 @@ def _forget_settings(setting, **kwargs) -> None:
         strata_settings.cache_clear()
         clear_schema_cache()
         version_store.cache_clear()
+        if setting == "STRATA":
+            from .edge.purge import reset_purger
+
+            reset_purger()

@@ -13,15 +13,24 @@
 ``W014``       the cache is Redis with several servers: versions could be read from a
                lagging replica
 ``E015``       ``WRITE_ROW_LIMIT`` is not a positive whole number
+``E016``       ``PAGE_CACHE`` is not a dict, has unknown keys, or values of the wrong type
+``E017``       ``FRAGMENT_CACHE`` is not a dict, has unknown keys, or a bad ``TIMEOUT``
+``E018``       ``ACCELERATORS`` is not a list of ``http://host:port`` URLs
+``W019``       accelerators are configured without a ``PURGE_SECRET``
+``E020``       ``PURGE_DELAY``/``PURGE_WAIT``/``TAGS_HEADER_LIMIT`` out of range
+``E021``       the page cache is on but ``StrataMiddleware`` is not first in ``MIDDLEWARE``
+``W022``       personal holes are not routed (``strata.urls`` is not included)
 =============  =====================================================================
 """
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .conf import DEFAULTS, QUERY_CACHE_DEFAULTS
+from .conf import DEFAULTS, FRAGMENT_CACHE_DEFAULTS, PAGE_CACHE_DEFAULTS, QUERY_CACHE_DEFAULTS
 
 LOCAL_BACKENDS = ("django.core.cache.backends.locmem.LocMemCache",)
 DUMMY_BACKENDS = ("django.core.cache.backends.dummy.DummyCache",)
@@ -29,6 +38,10 @@ DUMMY_BACKENDS = ("django.core.cache.backends.dummy.DummyCache",)
 
 def _is_int(value, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value, minimum: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
 
 
 @register(Tags.compatibility)
@@ -82,7 +95,174 @@ def check_strata_setting(app_configs=None, **kwargs):
             )
         )
     errors += _check_query_cache(raw)
+    errors += _check_page_cache(raw)
+    errors += _check_fragment_cache(raw)
+    errors += _check_purges(raw)
     return errors
+
+
+def _block_errors(raw: dict, name: str, defaults: dict, check_id: str) -> tuple[dict, list]:
+    block = raw.get(name)
+    if block is None:
+        return {}, []
+    if not isinstance(block, dict):
+        return {}, [
+            Error(
+                f"STRATA['{name}'] must be a dict.",
+                hint=f"For example STRATA = {{'{name}': {{'ENABLED': True}}}}.",
+                id=check_id,
+            )
+        ]
+    unknown = sorted(set(block) - set(defaults))
+    if unknown:
+        return block, [
+            Error(
+                f"Unknown key(s) in STRATA['{name}']: {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(defaults))}.",
+                id=check_id,
+            )
+        ]
+    return block, []
+
+
+def _check_page_cache(raw: dict) -> list:
+    block, errors = _block_errors(raw, "PAGE_CACHE", PAGE_CACHE_DEFAULTS, "strata.E016")
+    if not block:
+        return errors
+    for key, minimum in (("TIMEOUT", 1), ("STALE_WHILE_REVALIDATE", 0), ("MAX_QUERY_STRING", 0)):
+        value = block.get(key, PAGE_CACHE_DEFAULTS[key])
+        if not _is_int(value, minimum):
+            errors.append(
+                Error(
+                    f"STRATA['PAGE_CACHE']['{key}'] must be a whole number >= {minimum}, "
+                    f"not {value!r}.",
+                    hint=f"The default is {PAGE_CACHE_DEFAULTS[key]}.",
+                    id="strata.E016",
+                )
+            )
+    for key, minimum in (("LOCK_TIMEOUT", 1), ("LOCK_WAIT", 0)):
+        value = block.get(key, PAGE_CACHE_DEFAULTS[key])
+        if not _is_number(value, minimum):
+            errors.append(
+                Error(
+                    f"STRATA['PAGE_CACHE']['{key}'] must be a number of seconds >= {minimum}, "
+                    f"not {value!r}.",
+                    hint=f"The default is {PAGE_CACHE_DEFAULTS[key]}.",
+                    id="strata.E016",
+                )
+            )
+    statuses = block.get("STATUS_TIMEOUTS", {})
+    if not isinstance(statuses, dict) or not all(
+        _is_int(k, 100) and _is_int(v, 1) for k, v in statuses.items()
+    ):
+        errors.append(
+            Error(
+                f"STRATA['PAGE_CACHE']['STATUS_TIMEOUTS'] must map status codes to seconds, "
+                f"not {statuses!r}.",
+                hint="For example {301: 60, 404: 30}.",
+                id="strata.E016",
+            )
+        )
+    for key in ("IGNORED_PARAMETERS", "EXCLUDE_PATHS"):
+        value = block.get(key, [])
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            errors.append(
+                Error(
+                    f"STRATA['PAGE_CACHE']['{key}'] must be a list of strings, not {value!r}.",
+                    hint=f"The default is {PAGE_CACHE_DEFAULTS[key]!r}.",
+                    id="strata.E016",
+                )
+            )
+    if block.get("ENABLED", True):
+        errors += _check_middleware_first()
+        errors += _check_cache(raw.get("CACHE", DEFAULTS["CACHE"]))
+    return errors
+
+
+def _check_fragment_cache(raw: dict) -> list:
+    block, errors = _block_errors(raw, "FRAGMENT_CACHE", FRAGMENT_CACHE_DEFAULTS, "strata.E017")
+    timeout = block.get("TIMEOUT", FRAGMENT_CACHE_DEFAULTS["TIMEOUT"])
+    if block and not _is_int(timeout, 1):
+        errors.append(
+            Error(
+                f"STRATA['FRAGMENT_CACHE']['TIMEOUT'] must be a whole number >= 1, "
+                f"not {timeout!r}.",
+                hint="The default is 600.",
+                id="strata.E017",
+            )
+        )
+    return errors
+
+
+def _check_purges(raw: dict) -> list:
+    errors = []
+    nodes = raw.get("ACCELERATORS", [])
+    if not isinstance(nodes, list | tuple) or not all(
+        isinstance(n, str) and re.match(r"^https?://[^/\s]+/?$", n) for n in nodes
+    ):
+        errors.append(
+            Error(
+                f"STRATA['ACCELERATORS'] must be a list of base URLs, not {nodes!r}.",
+                hint="For example ['http://10.0.0.5:6081', 'http://10.0.0.6:6081'].",
+                id="strata.E018",
+            )
+        )
+    elif nodes and not raw.get("PURGE_SECRET"):
+        errors.append(
+            Warning(
+                "STRATA['ACCELERATORS'] is set without a PURGE_SECRET: Strata's VCL refuses "
+                "purges without the secret, so pages would stay stale until they expire.",
+                hint="Set STRATA['PURGE_SECRET'] to the secret in the VCL (strata up exports "
+                "STRATA_PURGE_SECRET).",
+                id="strata.W019",
+            )
+        )
+    for key, minimum in (("PURGE_DELAY", 0), ("PURGE_WAIT", 0), ("TAGS_HEADER_LIMIT", 100)):
+        value = raw.get(key, DEFAULTS[key])
+        if not _is_number(value, minimum):
+            errors.append(
+                Error(
+                    f"STRATA['{key}'] must be a number >= {minimum}, not {value!r}.",
+                    hint=f"The default is {DEFAULTS[key]}.",
+                    id="strata.E020",
+                )
+            )
+    return errors
+
+
+def _check_middleware_first() -> list:
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if middleware[:1] != ["strata.middleware.StrataMiddleware"]:
+        return [
+            Error(
+                "The page cache is on, but strata.middleware.StrataMiddleware is not the "
+                "first entry of MIDDLEWARE.",
+                hint="Put it first: a page-cache hit must return before any other "
+                "middleware runs, and it must see what every other middleware did.",
+                id="strata.E021",
+            )
+        ]
+    return []
+
+
+@register(Tags.urls)
+def check_holes_routed(app_configs=None, **kwargs):
+    """Personal holes need ``strata.urls`` in the URLconf."""
+    from .conf import strata_settings
+    from .pages.holes import hole_prefix
+
+    if not strata_settings().page_cache.enabled:
+        return []
+    hole_prefix.cache_clear()
+    if hole_prefix() is None:
+        return [
+            Warning(
+                "Personal holes ({% personal %}, {% personal_csrf_token %}) have no URL.",
+                hint='Add path("-/", include("strata.urls")) to your ROOT_URLCONF.',
+                id="strata.W022",
+            )
+        ]
+    return []
 
 
 def _check_query_cache(raw: dict) -> list:

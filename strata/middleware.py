@@ -1,8 +1,11 @@
 """``StrataMiddleware``: place it first in ``MIDDLEWARE``.
 
-It answers the load balancer's health probe before any other middleware runs, names the
-app server process that rendered each response (``X-Strata-Server``), and marks each
-response shared or personal for the accelerator (``Cache-Control``, ``X-Strata``).
+It answers the load balancer's health probe before any other middleware runs, serves
+whole pages from the page cache when ``STRATA['PAGE_CACHE']`` is on (a hit returns before
+any other middleware runs), records the tags of everything the view read, marks each
+response shared or personal for the accelerator (``Cache-Control``, ``xkey``,
+``X-Strata``), names the app server process that answered (``X-Strata-Server``), and
+holds a response that wrote until its first accelerator purge went out.
 """
 
 from __future__ import annotations
@@ -12,19 +15,30 @@ import os
 from django.http import HttpRequest, HttpResponse
 
 from .conf import strata_settings
-from .edge.policy import apply_edge_cache_control
+from .edge import purge
+from .edge.headers import set_tag_headers
+from .edge.policy import apply_edge_cache_control, mark_uncacheable
+from .pages.cache import PageCache, Rendered
+from .pages.holes import has_holes
+from .tags.recorder import recording
+from .tags.versions import CacheUnavailable, version_store
 
 __all__ = ["StrataMiddleware"]
 
 
 class StrataMiddleware:
-    """Health probe, app-server name and edge cache headers for every response."""
+    """Health probe, page cache, tags and edge cache headers for every response."""
 
     def __init__(self, get_response):
         self.get_response = get_response
         conf = strata_settings()
+        self.conf = conf
         self.health_path = conf.health_path
         self.edge_ttl = conf.edge_ttl
+        self.tags_header_limit = conf.tags_header_limit
+        self.tracks_reads = conf.tracks_reads
+        self.pages = PageCache(conf) if conf.page_cache.enabled else None
+        self.purges = bool(conf.accelerators)
         # Read per process, after the app server forked its workers.
         self.server_header = f"{conf.server_name} pid={os.getpid()}"
 
@@ -32,10 +46,85 @@ class StrataMiddleware:
         if request.path_info == self.health_path:
             response = HttpResponse(b"ok\n", content_type="text/plain")
             response["Cache-Control"] = "no-store"
+            response["X-Strata-Server"] = self.server_header
+            return response
+        if self.purges:
+            purge.begin_request()
+        if self.pages is not None:
+            outcome = self.pages.respond(request, self.render)
+            response, status = outcome.response, outcome.status
         else:
-            response = self.get_response(request)
-            reason = apply_edge_cache_control(request, response, self.edge_ttl)
-            if reason is not None:
-                response["X-Strata"] = f"bypass: {reason}"
+            rendered = self.render(request)
+            response = rendered.response
+            status = f"bypass: {rendered.personal}" if rendered.personal else None
+            if status is None and not rendered.recorder.cacheable:
+                status = f"bypass: {rendered.recorder.uncacheable or 'data changed'}"
+        if status is not None:
+            response["X-Strata"] = status
+        if self.purges:
+            # A request that wrote answers once its first purge is out: the next
+            # request, from anyone, sees the change (bounded by PURGE_WAIT).
+            purge.wait_for_tickets(self.conf.purge_wait)
         response["X-Strata-Server"] = self.server_header
         return response
+
+    def render(self, request: HttpRequest, seed: dict[str, str] | None = None) -> Rendered:
+        """Run the view under a recorder and decide whether its response is shared."""
+        if not self.tracks_reads:
+            response = self.get_response(request)
+            view_cache_control = response.get("Cache-Control", "")
+            reason = apply_edge_cache_control(request, response, self.edge_ttl)
+            return Rendered(response, _UNTRACKED, reason, view_cache_control)
+        with recording() as recorder:
+            if seed:
+                recorder.add(seed)
+            response = self.get_response(request)
+        view_cache_control = response.get("Cache-Control", "")
+        if has_holes(request):
+            # Strata's VCL runs ESI only on pages that ask for it.
+            response["Surrogate-Control"] = 'content="ESI/1.0"'
+        reason = apply_edge_cache_control(request, response, self.edge_ttl)
+        if reason is None:
+            if recorder.cacheable:
+                _check_still_current(recorder, self.conf.cache_alias)
+            if not recorder.cacheable or not set_tag_headers(
+                response, recorder.tags, self.tags_header_limit
+            ):
+                # DESIGN rule 5: served to this client, stored nowhere.
+                mark_uncacheable(response)
+                if recorder.cacheable:
+                    recorder.uncacheable = "too many tags for the accelerator's header"
+        return Rendered(response, recorder, reason, view_cache_control)
+
+
+def _check_still_current(recorder, cache_alias: str) -> None:
+    """Mark the recorder inconsistent if a version changed while the page was built.
+
+    A version proposed by this request (not created yet) that is still missing has not
+    been changed by anyone: a writer's change would have set it.
+    """
+    if not recorder.snapshot:
+        return
+    try:
+        current, _ = version_store(cache_alias).get_with(recorder.snapshot)
+    except CacheUnavailable:
+        recorder.uncacheable = "cache unavailable"
+        return
+    for tag, version in recorder.snapshot.items():
+        now = current.get(tag)
+        if now != version and not (now is None and tag in recorder.provisional):
+            recorder.inconsistent = True
+            return
+
+
+class _Untracked:
+    """Stands for a recorder when no layer tracks reads: nothing to store, no tags."""
+
+    snapshot: dict = {}
+    provisional: set = set()
+    tags: set = set()
+    cacheable = True
+    uncacheable = None
+
+
+_UNTRACKED = _Untracked()

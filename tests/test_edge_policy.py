@@ -23,7 +23,6 @@ def test_anonymous_get_is_shared_and_gets_s_maxage():
     [
         (rf.post("/"), "method POST"),
         (rf.get("/", HTTP_AUTHORIZATION="Basic eDp5"), "authorization header"),
-        (rf.get("/", HTTP_COOKIE="sessionid=abc"), "session cookie"),
     ],
 )
 def test_personal_requests_are_never_shared(request_, reason):
@@ -31,6 +30,44 @@ def test_personal_requests_are_never_shared(request_, reason):
     assert apply_edge_cache_control(request_, response, edge_ttl=30) == reason
     assert "private" in response["Cache-Control"]
     assert "s-maxage" not in response["Cache-Control"]
+
+
+def test_a_session_cookie_alone_does_not_make_a_page_personal():
+    request = rf.get("/", HTTP_COOKIE="sessionid=abc")
+    assert personal_reason(request, HttpResponse("the same for everyone")) is None
+
+
+def test_a_view_that_read_the_session_or_the_user_is_personal():
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+    from django.utils.functional import SimpleLazyObject
+
+    request = rf.get("/")
+    request.session = SessionStore()
+    request.user = SimpleLazyObject(AnonymousUser)
+    assert personal_reason(request, HttpResponse()) is None
+
+    request.session.get("anything")
+    assert personal_reason(request, HttpResponse()) == "session read in /"
+
+    request.user.is_authenticated  # noqa: B018
+    assert personal_reason(request, HttpResponse()) == "user read in /"
+
+
+def test_a_view_that_used_a_csrf_token_is_personal_and_the_hint_names_the_hole():
+    from django.middleware.csrf import get_token
+
+    request = rf.get("/")
+    get_token(request)
+    assert "{% personal_csrf_token %}" in personal_reason(request, HttpResponse())
+
+
+def test_vary_beyond_accept_encoding_is_personal():
+    response = HttpResponse()
+    response["Vary"] = "Accept-Encoding"
+    assert personal_reason(rf.get("/"), response) is None
+    response["Vary"] = "Accept-Encoding, Cookie"
+    assert personal_reason(rf.get("/"), response) == "Vary: cookie"
 
 
 def test_a_response_that_sets_a_cookie_is_personal():

@@ -14,6 +14,10 @@ variable                   meaning (default)
 ``DJANGO_ALLOWED_HOSTS``   comma-separated host names (``127.0.0.1,localhost,testserver``)
 ``STRATA_EDGE_TTL``        seconds a shared page may live in the accelerator (``10``)
 ``STRATA_QUERY_CACHE``     ``0`` turns Strata's ORM query cache off (on)
+``STRATA_PAGE_CACHE``      ``0`` turns Strata's page cache off (on)
+``STRATA_FRAGMENT_CACHE``  ``0`` turns ``{% cached %}`` blocks off (on)
+``STRATA_ACCELERATORS``    comma-separated Varnish URLs to purge after writes (none)
+``STRATA_PURGE_SECRET``    the secret those Varnish nodes expect (none)
 =========================  ============================================================
 """
 
@@ -114,6 +118,15 @@ STRATA = {
     "EDGE_TTL": int(os.environ.get("STRATA_EDGE_TTL", "10")),
     # The ORM query cache: on unless STRATA_QUERY_CACHE=0 (benchmarks compare both).
     "QUERY_CACHE": {"ENABLED": os.environ.get("STRATA_QUERY_CACHE", "1") != "0"},
+    # Whole pages in the cache: on unless STRATA_PAGE_CACHE=0.
+    "PAGE_CACHE": {"ENABLED": os.environ.get("STRATA_PAGE_CACHE", "1") != "0"},
+    "FRAGMENT_CACHE": {"ENABLED": os.environ.get("STRATA_FRAGMENT_CACHE", "1") != "0"},
+    # The Varnish nodes to purge after each write, and the secret they expect
+    # (strata up exports both).
+    "ACCELERATORS": [
+        url for url in os.environ.get("STRATA_ACCELERATORS", "").split(",") if url.strip()
+    ],
+    "PURGE_SECRET": os.environ.get("STRATA_PURGE_SECRET", ""),
 }
 
 LOGGING = {

@@ -6,6 +6,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Strata's personal holes (the hello box, CSRF tokens of forms on shared pages).
+    path("-/", include("strata.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="newsroom/login.html"),

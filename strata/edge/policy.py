@@ -1,42 +1,103 @@
 """Is a response the same for everyone? Pure functions of a request and its response.
 
-A shared response may be stored by an accelerator; a personal one must not be. The rule
-follows ``DESIGN.md`` ("Shared or personal"): GET/HEAD, no ``Authorization``, no session
-cookie, no ``Set-Cookie``, no ``private``/``no-store``/``no-cache``, no ``Vary: *``.
-Issue "Whole pages" refines this with what the view actually touched.
+A shared response may be stored by an accelerator and by the page cache; a personal one
+must not be. The rule follows ``DESIGN.md`` ("Shared or personal"): GET/HEAD, no
+``Authorization``, the view never touched the session or the user, no ``Set-Cookie``, no
+``private``/``no-store``/``no-cache``, ``Vary`` limited to ``Accept-Encoding``.
+
+What the view touched is decided by what it did, not by guessing from the request: a
+session cookie alone does not make a page personal (the hello box is a hole, the page is
+the same for everyone), but reading ``request.user`` or the session does.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
+from django.utils.functional import empty
 
-__all__ = ["personal_reason", "apply_edge_cache_control"]
+__all__ = [
+    "personal_reason",
+    "request_bypass_reason",
+    "touched_reason",
+    "apply_edge_cache_control",
+    "mark_uncacheable",
+    "view_name",
+]
 
 _CACHEABLE_STATUS = frozenset({200, 203, 204, 300, 301, 404, 410})
 _PERSONAL_DIRECTIVES = ("private", "no-store", "no-cache")
+# Vary on these request headers still gives one response per key: the page cache keys on
+# the encoding, and Accept-Encoding alone is what accelerators normalise themselves.
+_HARMLESS_VARY = frozenset({"accept-encoding"})
 
 
-def personal_reason(request: HttpRequest, response: HttpResponseBase) -> str | None:
-    """Return why ``response`` must not be shared, or ``None`` when it may be."""
+def view_name(request: HttpRequest) -> str:
+    """The dotted name of the view that answered ``request`` (or its path)."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        return match._func_path
+    return request.path
+
+
+def request_bypass_reason(request: HttpRequest) -> str | None:
+    """Why ``request`` may neither be answered from nor stored in a shared cache."""
     if request.method not in ("GET", "HEAD"):
         return f"method {request.method}"
     if "HTTP_AUTHORIZATION" in request.META:
         return "authorization header"
-    if settings.SESSION_COOKIE_NAME in request.COOKIES:
-        return "session cookie"
+    return None
+
+
+def touched_reason(request: HttpRequest) -> str | None:
+    """What personal state the view read, in words (``session read in app.views.home``)."""
+    user = request.__dict__.get("user")
+    # request.user is a lazy object until someone looks at it.
+    if user is not None and getattr(user, "_wrapped", None) is not empty:
+        return f"user read in {view_name(request)}"
+    session = getattr(request, "session", None)
+    if session is not None and getattr(session, "accessed", False):
+        return f"session read in {view_name(request)}"
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        return (
+            f"CSRF token used in {view_name(request)} "
+            "(put it in a hole: {% personal_csrf_token %})"
+        )
+    return None
+
+
+def personal_reason(request: HttpRequest, response: HttpResponseBase) -> str | None:
+    """Return why ``response`` must not be shared, or ``None`` when it may be."""
+    reason = request_bypass_reason(request)
+    if reason is not None:
+        return reason
+    reason = touched_reason(request)
+    if reason is not None:
+        return reason
     if response.cookies:
         return "response sets a cookie"
     if response.status_code not in _CACHEABLE_STATUS:
         return f"status {response.status_code}"
+    if getattr(response, "streaming", False):
+        return "streaming response"
     cache_control = response.get("Cache-Control", "").lower()
     for directive in _PERSONAL_DIRECTIVES:
         if directive in cache_control:
             return f"Cache-Control: {directive}"
-    if response.get("Vary", "").strip() == "*":
-        return "Vary: *"
+    vary = {v.strip().lower() for v in response.get("Vary", "").split(",") if v.strip()}
+    if vary - _HARMLESS_VARY:
+        return f"Vary: {', '.join(sorted(vary - _HARMLESS_VARY))}"
     return None
+
+
+def mark_uncacheable(response: HttpResponseBase) -> None:
+    """Keep ``response`` out of every shared cache (RFC 9111 5.2.2.7: ``private``)."""
+    cache_control = response.get("Cache-Control", "")
+    if "private" not in cache_control and "no-store" not in cache_control:
+        if "public" in cache_control or "s-maxage" in cache_control:
+            # A shared lifetime set by the view no longer applies.
+            del response["Cache-Control"]
+        patch_cache_control(response, private=True)
 
 
 def apply_edge_cache_control(
@@ -48,10 +109,7 @@ def apply_edge_cache_control(
     """
     reason = personal_reason(request, response)
     if reason is not None:
-        if "private" not in response.get("Cache-Control", "") and "no-store" not in response.get(
-            "Cache-Control", ""
-        ):
-            patch_cache_control(response, private=True)
+        mark_uncacheable(response)
         return reason
     cache_control = response.get("Cache-Control", "")
     if "s-maxage" not in cache_control and "max-age" not in cache_control:

@@ -63,8 +63,15 @@ class Varnish(Program):
         csrf_cookie: str = "csrftoken",
         memory: str = "256m",
         grace: str = "1h",
+        hole_prefix: str = "/-/hole/",
     ):
         super().__init__(name, run_dir, host, port)
+        if not re.fullmatch(r"[A-Za-z0-9_.~+/=-]{16,200}", purge_secret):
+            # It goes into the VCL as a string literal, and an empty one would let anyone
+            # on the purgers' addresses purge with an empty header.
+            raise StackError(
+                name, "the purge secret must be 16-200 letters, digits or -_.~+/= characters"
+            )
         self.binary = binary
         self.backends = backends
         self.pool = pool
@@ -76,6 +83,7 @@ class Varnish(Program):
         self.csrf_cookie = csrf_cookie
         self.memory = memory
         self.grace = grace
+        self.hole_prefix = hole_prefix
         self.vcl_path = run_dir / "config" / f"{name}.vcl"
         self.work_dir = run_dir / name
 
@@ -99,6 +107,7 @@ class Varnish(Program):
             session_cookie=self.session_cookie,
             csrf_cookie=self.csrf_cookie,
             grace=self.grace,
+            hole_prefix=re.escape(self.hole_prefix),
             esi=True,
         )
 

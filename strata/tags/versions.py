@@ -175,17 +175,25 @@ class VersionStore:
         return snapshot, missing  # type: ignore[return-value]
 
     def store(
-        self, key: str, value, timeout: int, snapshot: dict[str, str], create: Iterable[str] = ()
+        self,
+        key: str,
+        value,
+        timeout: int,
+        snapshot: dict[str, str],
+        create: Iterable[str] = (),
+        *,
+        immediate: bool = False,
     ) -> None:
         """Create the provisional versions ``create`` (if still missing), then store ``value``.
 
         During a request the store is deferred to the end of the request (after the
         response has gone) and made for all the request's artifacts in one round trip:
         as safe as storing at once, since the snapshot was taken before the read and a
-        version created late loses to any write in between.
+        version created late loses to any write in between. ``immediate`` stores now
+        (a page that others are waiting for).
         """
         job = (key, value, timeout, snapshot, tuple(create))
-        buffer = getattr(_deferral, "jobs", None)
+        buffer = None if immediate else getattr(_deferral, "jobs", None)
         if buffer is not None:
             buffer.append((self, job))
             if len(buffer) >= _MAX_DEFERRED:

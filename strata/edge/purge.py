@@ -1,0 +1,557 @@
+"""Purge changed tags from every accelerator node, in the background, twice.
+
+Rule 4 of the consistency protocol (``DESIGN.md``): pages in Varnish carry their tags
+in an ``xkey`` header, and after a write commits, strata purges those tags on every
+node. The write must not wait for the network, so :meth:`Purger.purge` only enqueues;
+one daemon thread per process sends the purges, batching whatever arrived while it was
+busy, retrying a node that failed, and purging every batch a second time ``delay``
+seconds later: a page rendered from the old data just before the commit can reach the
+accelerator just *after* the first purge, and the second one removes it.
+
+A request that wrote can still wait, briefly and boundedly, for its first purges before
+its response goes out, so that the writer's next page view is not an old copy
+(:func:`begin_request`, :func:`wait_for_tickets`). Nothing here ever raises into the
+caller: a failed purge is logged on ``strata.edge`` and counted in :attr:`Purger.stats`.
+
+Purges are hard (``xkey-purge``): a soft purge keeps the old object servable in grace,
+which is stale content. ``soft=True`` is for content a site allows to be stale.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import heapq
+import http.client
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from ..conf import strata_settings
+from ..tags.invalidation import on_invalidation
+
+__all__ = [
+    "Purger",
+    "PurgeTicket",
+    "purger",
+    "purge_tags",
+    "reset_purger",
+    "install",
+    "begin_request",
+    "collect_tickets",
+    "wait_for_tickets",
+    "MAX_KEY_BYTES",
+]
+
+log = logging.getLogger("strata.edge")
+
+# Varnish refuses a request header longer than http_req_hdr_len (8 KB by default); half
+# of it leaves room for the other headers and for nodes configured tighter.
+MAX_KEY_BYTES = 4000
+
+# The first retry of a failed node waits this long; each further one twice as long.
+FIRST_BACKOFF = 0.1
+
+# How long the interpreter's exit waits for queued first purges (a management command
+# that wrote must not leave its purges behind, nor hang on a dead node).
+EXIT_TIMEOUT = 5.0
+
+_PURGED = re.compile(r"urged (\d+)")
+
+
+class PurgeTicket:
+    """The promise of one :meth:`Purger.purge` call: has its first purge gone out?"""
+
+    __slots__ = ("_done", "_ok")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._ok = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the batch's first purge finished on every node, or ``timeout``
+        seconds passed; True only if every node purged it (retries go on regardless)."""
+        return self._done.wait(timeout) and self._ok
+
+    @property
+    def done(self) -> bool:
+        """True once every node answered (or failed) the first purge."""
+        return self._done.is_set()
+
+    def _resolve(self, ok: bool) -> None:
+        self._ok = ok
+        self._done.set()
+
+
+@dataclass(frozen=True)
+class _Node:
+    url: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def _parse_node(url: str) -> _Node:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"an accelerator must be an http(s) URL, not {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return _Node(url, parts.scheme, parts.hostname, port, parts.path or "/")
+
+
+class _Batch:
+    """The tickets of one batch, resolved when every node's first attempt is over."""
+
+    def __init__(self, tickets: list[PurgeTicket], nodes: int):
+        self.tickets = tickets
+        self.remaining = nodes
+        self.ok = True
+
+    def node_done(self, ok: bool) -> None:
+        self.ok = self.ok and ok
+        self.remaining -= 1
+        if self.remaining == 0:
+            for ticket in self.tickets:
+                ticket._resolve(self.ok)
+
+
+@dataclass
+class _Job:
+    """Purge ``hard`` and ``soft`` keys on one node (one or more requests)."""
+
+    node: int
+    hard: frozenset[str]
+    soft: frozenset[str]
+    first: bool  # a batch's first purge: its success schedules the second one
+    attempt: int = 0
+    batch: _Batch | None = field(default=None, repr=False)
+
+
+class _Result(enum.Enum):
+    OK = "ok"
+    TRANSIENT = "transient"  # no answer, or 5xx: worth retrying
+    REFUSED = "refused"  # 4xx (wrong secret, not in the ACL): retrying will not help
+
+
+def _keys(tags: Iterable[str] | str) -> frozenset[str]:
+    if isinstance(tags, str):
+        tags = (tags,)
+    # xkey splits its header on whitespace: a tag with a space would purge its words
+    # anyway, and a line break would be a header injection.
+    return frozenset(word for tag in tags for word in str(tag).split())
+
+
+def _chunks(keys: Iterable[str], limit: int = MAX_KEY_BYTES) -> list[str]:
+    """Space-separated runs of ``keys`` of at most ``limit`` bytes (a longer key alone)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for key in sorted(keys):
+        extra = len(key.encode()) + (1 if current else 0)
+        if current and size + extra > limit:
+            chunks.append(" ".join(current))
+            current, size, extra = [], 0, len(key.encode())
+        current.append(key)
+        size += extra
+    if current:
+        chunks.append(" ".join(current))
+    return chunks
+
+
+def _describe(keys: frozenset[str]) -> str:
+    shown = sorted(keys)[:5]
+    more = f" and {len(keys) - len(shown)} more" if len(keys) > len(shown) else ""
+    return ", ".join(shown) + more
+
+
+_purgers: weakref.WeakSet[Purger] = weakref.WeakSet()
+
+
+class Purger:
+    """Sends tag purges to accelerator nodes from one background thread per process."""
+
+    def __init__(
+        self,
+        nodes: Sequence[str],
+        secret: str,
+        delay: float,
+        retries: int = 5,
+        timeout: float = 2.0,
+    ):
+        self.nodes: tuple[_Node, ...] = tuple(_parse_node(url) for url in nodes)
+        self.secret = secret
+        self.delay = delay
+        self.retries = retries
+        self.timeout = timeout
+        #: ``requests`` sent, ``purged`` (answered 200), ``failures`` (no answer or not
+        #: 200), ``refused`` (4xx, not retried), ``retries``, ``given_up``, ``objects``
+        #: (as the nodes reported), ``second_purges`` (second purges that succeeded).
+        self.stats: Counter[str] = Counter()
+        self._closing = False
+        self._init_worker_state()
+        _purgers.add(self)
+        atexit.register(self._close_at_exit)
+
+    def _init_worker_state(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: list[tuple[frozenset[str], bool, PurgeTicket]] = []
+        self._thread: threading.Thread | None = None
+        # Only the worker touches these two.
+        self._timers: list[tuple[float, int, _Job]] = []
+        self._connections: dict[int, http.client.HTTPConnection] = {}
+        self._sequence = itertools.count()
+
+    def _reset_after_fork(self) -> None:
+        # The parent's thread, queue and sockets stay the parent's: the child starts
+        # afresh (and lazily) with its own worker.
+        self._init_worker_state()
+
+    def __repr__(self) -> str:
+        return f"<Purger {', '.join(node.url for node in self.nodes)}>"
+
+    # -- the caller's side -------------------------------------------------------------
+    def purge(self, tags: Iterable[str], soft: bool = False) -> PurgeTicket:
+        """Enqueue a purge of ``tags`` on every node and return at once."""
+        ticket = PurgeTicket()
+        keys = _keys(tags)
+        if not keys or not self.nodes:
+            ticket._resolve(True)
+            return ticket
+        if self._pid != os.getpid():
+            # A fork that Python's at-fork hooks did not see (a C-level fork).
+            self._reset_after_fork()
+        with self._lock:
+            if self._closing:
+                problem = "the purger is closed"
+            else:
+                self._queue.append((keys, soft, ticket))
+                problem = self._ensure_worker()
+                if problem:
+                    self._queue.pop()
+                else:
+                    self._wake.notify()
+        if problem:
+            log.error("strata: purge of %s not sent: %s", _describe(keys), problem)
+            ticket._resolve(False)
+        return ticket
+
+    def _ensure_worker(self) -> str | None:
+        if self._thread is not None and self._thread.is_alive():
+            return None
+        thread = threading.Thread(target=self._run, name="strata-purger", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # e.g. at interpreter shutdown
+            return str(exc)
+        self._thread = thread
+        return None
+
+    def close(self, timeout: float | None = EXIT_TIMEOUT) -> None:
+        """Send what is queued (first purges only), then stop the worker; waits at most
+        ``timeout`` seconds. Later purges are refused."""
+        atexit.unregister(self._close_at_exit)
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _close_at_exit(self) -> None:
+        self.close(EXIT_TIMEOUT)
+
+    # -- the worker --------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closing:
+                    wait = self._seconds_to_next_timer()
+                    if wait is not None and wait <= 0:
+                        break
+                    self._wake.wait(wait)
+                queued, self._queue = self._queue, []
+                closing = self._closing
+            try:
+                jobs = self._first_jobs(queued)
+                if not closing:
+                    jobs += self._due_jobs()
+                self._send(jobs, final=closing)
+            except Exception:
+                log.exception("strata: the purge worker failed")
+            if closing:
+                self._drop_connections()
+                return
+
+    def _seconds_to_next_timer(self) -> float | None:
+        return self._timers[0][0] - time.monotonic() if self._timers else None
+
+    def _first_jobs(self, queued: list[tuple[frozenset[str], bool, PurgeTicket]]) -> list[_Job]:
+        if not queued:
+            return []
+        hard: set[str] = set()
+        soft: set[str] = set()
+        for keys, is_soft, _ in queued:
+            (soft if is_soft else hard).update(keys)
+        batch = _Batch([ticket for _, _, ticket in queued], len(self.nodes))
+        hard_keys, soft_keys = frozenset(hard), frozenset(soft - hard)
+        return [
+            _Job(index, hard_keys, soft_keys, first=True, batch=batch)
+            for index in range(len(self.nodes))
+        ]
+
+    def _due_jobs(self) -> list[_Job]:
+        now = time.monotonic()
+        jobs = []
+        while self._timers and self._timers[0][0] <= now:
+            jobs.append(heapq.heappop(self._timers)[2])
+        return jobs
+
+    def _schedule(self, after: float, job: _Job) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + after, next(self._sequence), job))
+
+    def _send(self, jobs: list[_Job], final: bool) -> None:
+        """One round: every node gets the union of its jobs' keys, then each job settles."""
+        by_node: dict[int, list[_Job]] = {}
+        for job in jobs:
+            by_node.setdefault(job.node, []).append(job)
+        for index, node_jobs in by_node.items():
+            hard = frozenset().union(*(job.hard for job in node_jobs))
+            soft = frozenset().union(*(job.soft for job in node_jobs)) - hard
+            try:
+                result, reason = self._purge_node(index, hard, soft)
+            except Exception as exc:  # a bug must not leave tickets unresolved
+                log.exception("strata: purge on %s failed", self.nodes[index].url)
+                result, reason = _Result.REFUSED, repr(exc)
+            for job in node_jobs:
+                self._settle(job, result, reason, final)
+
+    def _settle(self, job: _Job, result: _Result, reason: str, final: bool) -> None:
+        if job.batch is not None and job.attempt == 0:
+            job.batch.node_done(result is _Result.OK)
+        node = self.nodes[job.node].url
+        keys = job.hard | job.soft
+        what = "purge" if job.first else "second purge"
+        if result is _Result.OK:
+            if job.first and not final:
+                self._schedule(self.delay, replace(job, first=False, attempt=0, batch=None))
+            elif not job.first:
+                self.stats["second_purges"] += 1
+            return
+        if result is _Result.TRANSIENT and not final and job.attempt < self.retries:
+            backoff = FIRST_BACKOFF * 2**job.attempt
+            self.stats["retries"] += 1
+            log.warning(
+                "strata: %s of %s on %s failed (%s); retry %d of %d in %.1f s",
+                what,
+                _describe(keys),
+                node,
+                reason,
+                job.attempt + 1,
+                self.retries,
+                backoff,
+            )
+            self._schedule(backoff, replace(job, attempt=job.attempt + 1, batch=None))
+            return
+        self.stats["given_up"] += 1
+        log.error(
+            "strata: %s of %s on %s failed (%s); given up after %d attempts: "
+            "pages with these tags may be stale on that node",
+            what,
+            _describe(keys),
+            node,
+            reason,
+            job.attempt + 1,
+        )
+
+    def _purge_node(
+        self, index: int, hard: frozenset[str], soft: frozenset[str]
+    ) -> tuple[_Result, str]:
+        purged = 0
+        for header, keys in (("xkey-purge", hard), ("xkey-softpurge", soft)):
+            for chunk in _chunks(keys):
+                result, reason, count = self._request(index, header, chunk)
+                if result is not _Result.OK:
+                    return result, reason
+                purged += count
+        return _Result.OK, f"{purged} objects"
+
+    def _request(self, index: int, header: str, value: str) -> tuple[_Result, str, int]:
+        self.stats["requests"] += 1
+        node = self.nodes[index]
+        headers = {header: value, "X-Purge-Secret": self.secret}
+        for fresh_attempt in (False, True):
+            reused = index in self._connections
+            connection = self._connection(index)
+            try:
+                connection.request("PURGE", node.path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+            except ConnectionError as exc:
+                self._drop_connection(index)
+                if reused and not fresh_attempt:
+                    # The node closed the idle keep-alive connection (Varnish's
+                    # timeout_idle is 5 s): that is no failure, send it again.
+                    continue
+                return self._failed(_Result.TRANSIENT, f"{type(exc).__name__}: {exc}")
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection(index)
+                return self._failed(_Result.TRANSIENT, f"{type(exc).__name__}: {exc}")
+            except ValueError as exc:  # a key http.client refuses to send
+                self._drop_connection(index)
+                return self._failed(_Result.REFUSED, str(exc))
+            break
+        status = f"{response.status} {response.reason}"
+        if response.status == 200:
+            self.stats["purged"] += 1
+            found = _PURGED.search(response.reason or "")
+            count = int(found.group(1)) if found else 0
+            self.stats["objects"] += count
+            return _Result.OK, status, count
+        if response.status >= 500:
+            return self._failed(_Result.TRANSIENT, status)
+        self.stats["refused"] += 1
+        return self._failed(_Result.REFUSED, status)
+
+    def _failed(self, result: _Result, reason: str) -> tuple[_Result, str, int]:
+        self.stats["failures"] += 1
+        return result, reason, 0
+
+    def _connection(self, index: int) -> http.client.HTTPConnection:
+        connection = self._connections.get(index)
+        if connection is None:
+            node = self.nodes[index]
+            cls = (
+                http.client.HTTPSConnection
+                if node.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            connection = cls(node.host, node.port, timeout=self.timeout)
+            self._connections[index] = connection
+        return connection
+
+    def _drop_connection(self, index: int) -> None:
+        connection = self._connections.pop(index, None)
+        if connection is not None:
+            connection.close()
+
+    def _drop_connections(self) -> None:
+        for index in list(self._connections):
+            self._drop_connection(index)
+
+
+# -- the process's purger --------------------------------------------------------------
+
+_cached: tuple[tuple, Purger] | None = None
+_cached_lock = threading.Lock()
+
+
+def purger() -> Purger | None:
+    """This process's purger for the configured accelerators (None when there are none)."""
+    global _cached
+    conf = strata_settings()
+    if not conf.accelerators:
+        return None
+    key = (conf.accelerators, conf.purge_secret, conf.purge_delay)
+    cached = _cached
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with _cached_lock:
+        cached = _cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        fresh = Purger(conf.accelerators, conf.purge_secret, conf.purge_delay)
+        _cached = (key, fresh)
+    if cached is not None:
+        cached[1].close(timeout=0)  # the settings changed: it flushes in the background
+    return fresh
+
+
+def reset_purger(timeout: float = 1.0) -> None:
+    """Forget the cached purger, stopping its worker (tests; Django's setting_changed)."""
+    global _cached
+    with _cached_lock:
+        cached, _cached = _cached, None
+    if cached is not None:
+        cached[1].close(timeout)
+
+
+# Per request: the tickets of the purges its writes started. A ContextVar behaves as a
+# thread-local under WSGI and follows the request under ASGI.
+_request_tickets: ContextVar[list[PurgeTicket] | None] = ContextVar(
+    "strata_purge_tickets", default=None
+)
+
+
+def purge_tags(tags: Iterable[str], soft: bool = False) -> PurgeTicket | None:
+    """Purge ``tags`` on every accelerator in the background (None: none configured).
+
+    Inside a request (after :func:`begin_request`) the ticket is also collected, so that
+    the response can wait for it.
+    """
+    current = purger()
+    if current is None:
+        return None
+    ticket = current.purge(tags, soft=soft)
+    tickets = _request_tickets.get()
+    if tickets is not None:
+        # Keep the list short in a request that writes a lot: a success needs no wait.
+        tickets[:] = [t for t in tickets if not (t.done and t._ok)]
+        tickets.append(ticket)
+    return ticket
+
+
+def begin_request() -> None:
+    """Start collecting the current request's purge tickets (before the view runs)."""
+    _request_tickets.set([])
+
+
+def collect_tickets() -> list[PurgeTicket]:
+    """The tickets collected since :func:`begin_request` (empty outside a request);
+    tickets that already succeeded may have been dropped."""
+    return list(_request_tickets.get() or ())
+
+
+def wait_for_tickets(timeout: float) -> bool:
+    """Wait at most ``timeout`` seconds in all for the current request's first purges,
+    and stop collecting. True when every one succeeded (or there were none)."""
+    tickets = _request_tickets.get() or []
+    _request_tickets.set(None)
+    deadline = time.monotonic() + max(timeout, 0.0)
+    ok = True
+    for ticket in tickets:
+        if not ticket.wait(max(deadline - time.monotonic(), 0.0)):
+            ok = False
+    if not ok:
+        log.debug("strata: the response went out before its purges were confirmed")
+    return ok
+
+
+def _purge_invalidated(tags: frozenset[str]) -> None:
+    purge_tags(tags)
+
+
+def install() -> None:
+    """Purge the accelerators after every committed invalidation (idempotent)."""
+    on_invalidation(_purge_invalidated)
+
+
+def _after_fork_in_child() -> None:
+    global _cached_lock
+    _cached_lock = threading.Lock()
+    for each in list(_purgers):
+        each._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

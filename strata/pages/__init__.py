@@ -1,0 +1,1 @@
+"""Whole pages: the page cache (Django's per-site cache, with tags) and personal holes."""

@@ -1,0 +1,279 @@
+"""The page cache: whole responses in the shared cache, valid while their tags are.
+
+Django's per-site cache keys pages by URL and forgets them after a timeout; this one
+stores each page with the versions of the tags it was built from (every query and
+fragment the view used) and serves it only while every version is still current
+(``DESIGN.md``, the consistency protocol). So a write shows at once, and pages it did not
+touch stay cached.
+
+The hit path runs before any other middleware and makes one round trip when the tags of
+the key are remembered in this process (the page and the current versions of its tags in
+one multi-get), two otherwise (the page, then its versions). A cold key is rendered once
+while concurrent requests wait for it (single-flight); a page past its lifetime but still
+valid is served while one request refreshes it (stale-while-revalidate).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from ..conf import StrataSettings
+from ..tags.naming import ALL
+from ..tags.recorder import Recorder
+from ..tags.versions import CacheUnavailable, version_store
+from .holes import hole_prefix
+from .keys import NotCacheable, page_key
+
+__all__ = ["PageCache", "Outcome", "Rendered"]
+
+log = logging.getLogger("strata.pages")
+
+# Stored under the page key for a page that turned out personal, so that the next
+# requests render at once instead of queueing behind a lock (Varnish's hit-for-miss).
+_PASS = "pass"
+_PASS_TIMEOUT = 30
+_MEMO_SIZE = 10_000
+# Headers that belong to one response, not to the page.
+# Wall-clock time for lifetimes (entries are shared by machines); tests move it.
+clock = time.time
+_UNSTORED_HEADERS = frozenset({"set-cookie", "x-strata", "x-strata-server", "date"})
+
+
+@dataclass
+class Rendered:
+    """A response built by the view, with what the page recorder saw while it ran."""
+
+    response: HttpResponseBase
+    recorder: Recorder
+    personal: str | None
+    """Why the response is personal (not stored anywhere), or ``None`` when shared."""
+    view_cache_control: str = ""
+    """``Cache-Control`` as the view left it, before Strata added the edge lifetime."""
+
+
+@dataclass
+class Outcome:
+    """What the page cache did for a request: the response and its ``X-Strata`` word."""
+
+    response: HttpResponseBase
+    status: str
+
+
+class PageCache:
+    """Serve and store whole pages. ``render(request)`` builds a page on a miss."""
+
+    def __init__(self, conf: StrataSettings):
+        self.conf = conf.page_cache
+        self.cache_alias = conf.cache_alias
+        self.cache = caches[conf.cache_alias]
+        self.store = version_store(conf.cache_alias)
+        # key -> the tags its page had last time: read with the page in one round trip.
+        self._memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    # -- policy -------------------------------------------------------------------------
+
+    def bypass_reason(self, request: HttpRequest) -> str | None:
+        """Why ``request`` cannot use the page cache at all, before any lookup."""
+        if request.method not in ("GET", "HEAD"):
+            return f"method {request.method}"
+        if "HTTP_AUTHORIZATION" in request.META:
+            return "authorization header"
+        for prefix in self.conf.exclude_paths:
+            if request.path.startswith(prefix):
+                return f"excluded path {prefix}"
+        holes = hole_prefix()
+        if holes is not None and request.path.startswith(holes):
+            return "personal hole"
+        return None
+
+    def lifetime(self, rendered: Rendered) -> int:
+        """Seconds a page is fresh: the view's own ``s-maxage`` if it set one, else by status."""
+        for part in rendered.view_cache_control.split(","):
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "s-maxage" and value.strip().isdigit() and int(value) > 0:
+                return int(value)
+        return self.conf.status_timeouts.get(rendered.response.status_code, self.conf.timeout)
+
+    # -- the request --------------------------------------------------------------------
+
+    def respond(self, request: HttpRequest, render: Callable[..., Rendered]) -> Outcome:
+        """Answer ``request`` from the cache, or render it once and store it."""
+        reason = self.bypass_reason(request)
+        if reason is not None:
+            rendered = render(request)
+            return Outcome(rendered.response, self._bypass_word(rendered, reason))
+        try:
+            key = page_key(request, self.conf.ignored_parameters, self.conf.max_query_string)
+        except NotCacheable as exc:
+            rendered = render(request)
+            return Outcome(rendered.response, self._bypass_word(rendered, str(exc)))
+
+        try:
+            entry, versions = self._lookup(key)
+        except CacheUnavailable:
+            rendered = render(request)
+            return Outcome(rendered.response, self._bypass_word(rendered, "cache unavailable"))
+
+        if entry is not None and entry[0] == _PASS:
+            rendered = render(request)
+            return Outcome(rendered.response, self._bypass_word(rendered, entry[1]))
+        if entry is not None and self._valid(entry, versions):
+            if clock() < entry[1]:
+                return Outcome(self._response(request, entry), "page-hit")
+            # Expired but valid: one request refreshes it, the others get it meanwhile.
+            if not self._lock(key):
+                return Outcome(self._response(request, entry), "page-stale")
+            return self._render_and_store(request, render, key, versions, locked=True)
+
+        if not self._lock(key):
+            waited = self._wait_for(key)
+            if waited is not None:
+                return Outcome(self._response(request, waited), "page-hit")
+            rendered = render(request)
+            return Outcome(rendered.response, self._miss_word(rendered))
+        return self._render_and_store(request, render, key, versions, locked=True)
+
+    # -- mechanism ----------------------------------------------------------------------
+
+    def _lookup(self, key: str) -> tuple[tuple | None, dict]:
+        """The stored entry and the current versions of its tags (and of ``*``)."""
+        remembered = self._memo.get(key, ())
+        tags = (ALL, *remembered)
+        versions, extras = self.store.get_with(tags, [key])
+        entry = extras.get(key)
+        if entry is not None and entry[0] != _PASS:
+            unknown = [tag for tag in entry[0] if tag not in versions]
+            if unknown:
+                more, _ = self.store.get_with(unknown)
+                versions.update(more)
+            if unknown or not remembered:
+                self._remember(key, tuple(entry[0]))
+        return entry, versions
+
+    def _remember(self, key: str, tags: tuple[str, ...]) -> None:
+        self._memo[key] = tags
+        self._memo.move_to_end(key)
+        if len(self._memo) > _MEMO_SIZE:
+            with suppress(KeyError):
+                self._memo.popitem(last=False)
+
+    @staticmethod
+    def _valid(entry: tuple, versions: dict) -> bool:
+        snapshot = entry[0]
+        return all(versions.get(tag) == version for tag, version in snapshot.items())
+
+    @staticmethod
+    def _response(request: HttpRequest, entry: tuple) -> HttpResponse:
+        _, _, status, headers, content = entry
+        response = HttpResponse(b"" if request.method == "HEAD" else content, status=status)
+        for name, value in headers:
+            response[name] = value
+        if request.method == "HEAD":
+            response["Content-Length"] = str(len(content))
+        return response
+
+    def _lock(self, key: str) -> bool:
+        """Take the right to render ``key`` (single-flight); False when another has it."""
+        try:
+            return bool(self.cache.add(key + ":lock", secrets.token_hex(4), self.conf.lock_timeout))
+        except Exception as exc:
+            log.warning("strata: page lock unavailable (%s); rendering", exc)
+            return True
+
+    def _unlock(self, key: str) -> None:
+        with suppress(Exception):
+            self.cache.delete(key + ":lock")
+
+    def _wait_for(self, key: str) -> tuple | None:
+        """Wait (bounded) for the request rendering ``key``; its page, or None to render."""
+        deadline = time.monotonic() + self.conf.lock_wait
+        pause = 0.01
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
+            try:
+                found = self.cache.get_many([key, key + ":lock"])
+            except Exception:
+                return None
+            entry = found.get(key)
+            if entry is not None:
+                if entry[0] == _PASS:
+                    return None
+                try:
+                    versions, _ = self.store.get_with(entry[0])
+                except CacheUnavailable:
+                    return None
+                return entry if self._valid(entry, versions) else None
+            if key + ":lock" not in found:
+                return None  # the renderer gave up or could not store: render ourselves
+        return None
+
+    def _render_and_store(
+        self, request: HttpRequest, render, key: str, versions: dict, *, locked: bool
+    ) -> Outcome:
+        # "*" was read before the view ran: a page depends on everything-invalidations.
+        seed = {ALL: versions[ALL]} if versions.get(ALL) else None
+        try:
+            rendered = render(request, seed=seed)
+            return self._store(request, rendered, key)
+        finally:
+            if locked:
+                self._unlock(key)
+
+    def _store(self, request: HttpRequest, rendered: Rendered, key: str) -> Outcome:
+        response, recorder = rendered.response, rendered.recorder
+        if rendered.personal is not None:
+            self._store_pass(key, rendered.personal)
+            return Outcome(response, self._miss_word(rendered))
+        if request.method != "GET" or not recorder.cacheable:
+            return Outcome(response, self._miss_word(rendered))
+        lifetime = self.lifetime(rendered)
+        now = clock()
+        headers = [
+            (name, value)
+            for name, value in response.items()
+            if name.lower() not in _UNSTORED_HEADERS
+        ]
+        entry = (dict(recorder.snapshot), now + lifetime, response.status_code, headers)
+        entry += (response.content,)
+        try:
+            self.store.store(
+                key,
+                entry,
+                lifetime + self.conf.stale_while_revalidate,
+                recorder.snapshot,
+                recorder.provisional,
+                immediate=True,
+            )
+            self._remember(key, tuple(recorder.snapshot))
+        except CacheUnavailable:
+            pass
+        except (TypeError, AttributeError) as exc:
+            log.warning("strata: could not store the page %s (%s)", request.path, exc)
+        return Outcome(response, "page-miss")
+
+    def _store_pass(self, key: str, reason: str) -> None:
+        with suppress(Exception):
+            self.cache.set(key, (_PASS, reason), _PASS_TIMEOUT)
+
+    @staticmethod
+    def _bypass_word(rendered: Rendered, reason: str) -> str:
+        return f"bypass: {reason}"
+
+    @staticmethod
+    def _miss_word(rendered: Rendered) -> str:
+        if rendered.personal is not None:
+            return f"bypass: {rendered.personal}"
+        if not rendered.recorder.cacheable:
+            why = rendered.recorder.uncacheable or "data changed while the page was built"
+            return f"bypass: {why}"
+        return "page-miss"

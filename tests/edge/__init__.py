@@ -1,0 +1,1 @@
+"""Tests of the edge layer against a real accelerator."""

@@ -1,0 +1,485 @@
+"""The purge client against a real varnishd with the xkey vmod and the real VCL.
+
+One varnishd per module, in front of a tiny origin whose pages carry the ``xkey`` tags
+named in their query string (``/page?xkey=a+b``) and count how often they are fetched.
+``X-Cache`` tells whether Varnish answered from its cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from strata.edge.purge import (
+    MAX_KEY_BYTES,
+    Purger,
+    begin_request,
+    collect_tickets,
+    install,
+    purge_tags,
+    purger,
+    reset_purger,
+    wait_for_tickets,
+)
+from strata.stack.ports import EPHEMERAL_START, port_is_free
+from strata.stack.probes import http_get
+from strata.stack.process import tail
+from strata.stack.program import find_program
+from strata.stack.varnish import Backend, Varnish, xkey_available
+from strata.tags.invalidation import after_invalidation
+
+from ..stackutil import make_run_dir, remove_run_dir
+
+pytestmark = pytest.mark.stack
+
+HOST = "edge.test"
+SECRET = "edge-test-secret"
+HEALTH_PATH = "/-/health"
+LOOPBACK = "127.0.0.1"
+# Varnish closes idle client connections after this many seconds (default 5): short, so
+# that a test can see the purger reopen a connection the node closed.
+IDLE_TIMEOUT = 1
+
+
+def require_varnish() -> str:
+    """The varnishd binary; skip locally, fail in CI, when it or xkey is missing."""
+    binary = find_program("varnishd")
+    missing = "varnishd" if binary is None else None if xkey_available() else "xkey"
+    if missing:
+        message = f"not installed: {missing} (scripts/bootstrap.sh installs varnish-modules)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+def free_port(taken: set[int]) -> int:
+    """A free port below the ephemeral range, not in ``taken`` (which it joins)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, EPHEMERAL_START)
+        if port not in taken and port_is_free(LOOPBACK, port):
+            taken.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def poll(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """True as soon as ``condition()`` holds; False if it still does not after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+class Origin:
+    """The app server behind Varnish: shared pages tagged from their query string."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.fetches: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                if url.path == HEALTH_PATH:
+                    self._answer(b"ok", {"Cache-Control": "no-store"})
+                    return
+                with origin._lock:
+                    origin.fetches[self.path] += 1
+                    count = origin.fetches[self.path]
+                tags = parse_qs(url.query).get("xkey", [""])[0]
+                body = f"{url.path} fetch {count}".encode()
+                self._answer(body, {"Cache-Control": "public, s-maxage=300", "xkey": tags})
+
+            def _answer(self, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Edge:
+    """One running varnishd and its origin."""
+
+    def __init__(self, port: int, origin: Origin):
+        self.port = port
+        self.origin = origin
+        self.url = f"http://{LOOPBACK}:{port}"
+
+    def get(self, path: str) -> tuple[str, str]:
+        """X-Cache and body of ``path`` through Varnish."""
+        answer = http_get(LOOPBACK, self.port, path, headers={"Host": HOST})
+        assert answer.status == 200, (answer.status, answer.body[:200])
+        return answer.headers.get("x-cache", ""), answer.body.decode()
+
+    def cached(self, path: str) -> bool:
+        return self.get(path)[0] == "HIT"
+
+
+@pytest.fixture(scope="module")
+def edge():
+    binary = require_varnish()
+    run_dir = make_run_dir()
+    taken: set[int] = set()
+    origin = Origin(free_port(taken))
+    origin.start()
+    port = free_port(taken)
+    varnish = Varnish(
+        "varnish",
+        run_dir,
+        LOOPBACK,
+        port,
+        binary,
+        backends=[Backend("origin", LOOPBACK, origin.port)],
+        pool="haproxy",  # one backend, no director
+        health_path=HEALTH_PATH,
+        purge_secret=SECRET,
+        purger_addresses=[LOOPBACK],
+        allowed_hosts=[HOST],
+        memory="32m",
+    )
+    vcl = varnish.render_vcl()
+    log_path = run_dir / "varnishd.log"
+    argv = [
+        binary,
+        "-F",
+        "-j",
+        "none",
+        "-n",
+        str(run_dir / "varnish"),
+        "-a",
+        f"{LOOPBACK}:{port}",
+        "-f",
+        str(vcl),
+        "-s",
+        "malloc,32m",
+        "-p",
+        f"timeout_idle={IDLE_TIMEOUT}",
+    ]
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_ready(process, port, log_path)
+        yield Edge(port, origin)
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(5)
+        origin.stop()
+        remove_run_dir(run_dir)
+
+
+def wait_ready(process: subprocess.Popen, port: int, log_path: Path) -> None:
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"varnishd exited with {process.returncode}:\n{tail(log_path)}")
+        try:
+            return http_get(LOOPBACK, port, "/-/varnish-health", timeout=1).status == 200
+        except OSError:
+            return False
+
+    if not poll(ready, timeout=30):
+        pytest.fail(f"varnishd did not become ready:\n{tail(log_path)}")
+
+
+@pytest.fixture
+def make_purger(edge):
+    """Purgers for this test (secret and node default to the running Varnish)."""
+    made: list[Purger] = []
+
+    def make(nodes=None, secret=SECRET, delay=60.0, **kwargs) -> Purger:
+        one = Purger(nodes or [edge.url], secret, delay, **kwargs)
+        made.append(one)
+        return one
+
+    yield make
+    for one in made:
+        one.close(timeout=2)
+
+
+@pytest.fixture
+def page(edge):
+    """``page(name, *tags)``: a path unique to this test whose page carries ``tags``,
+    fetched once so that Varnish has it."""
+    prefix = uuid.uuid4().hex[:10]
+
+    def make(name: str, *tags: str) -> str:
+        path = f"/{prefix}/{name}?xkey={'+'.join(tags)}"
+        assert edge.get(path)[0] == "MISS"
+        assert edge.cached(path)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def tag():
+    """``tag(name)``: a tag name unique to this test."""
+    prefix = uuid.uuid4().hex[:10]
+    return lambda name: f"t{prefix}.{name}"
+
+
+@pytest.fixture(autouse=True)
+def no_request_scope_left_behind():
+    yield
+    wait_for_tickets(0)
+
+
+def test_purging_a_tag_drops_exactly_the_pages_that_carry_it(edge, make_purger, page, tag):
+    article = page("article", tag("article"), tag("comment"))
+    listing = page("listing", tag("article"))
+    other = page("other", tag("author"))
+    purge = make_purger()
+
+    assert purge.purge({tag("article")}).wait(5)
+
+    assert edge.get(article)[0] == "MISS"
+    assert edge.get(listing)[0] == "MISS"
+    assert edge.cached(other)
+    assert purge.stats["objects"] == 2
+    assert purge.stats["failures"] == 0
+
+
+def test_a_page_cached_after_the_first_purge_is_dropped_by_the_second(edge, make_purger, page, tag):
+    path = page("article", tag("article"))
+    purge = make_purger(delay=1.0)
+
+    assert purge.purge([tag("article")]).wait(5)
+    # A page rendered from the old data before the commit arrives after the first purge.
+    assert edge.get(path)[0] == "MISS"
+    assert edge.cached(path)
+
+    assert poll(lambda: purge.stats["second_purges"] >= 1)
+    assert edge.get(path)[0] == "MISS"
+    assert edge.origin.fetches[path] == 3
+
+
+def test_a_purge_with_the_wrong_secret_is_refused_and_the_page_stays(
+    edge, make_purger, page, tag, caplog
+):
+    caplog.set_level(logging.WARNING, logger="strata.edge")
+    path = page("article", tag("article"))
+    purge = make_purger(secret="not-the-secret")
+
+    assert purge.purge({tag("article")}).wait(5) is False
+
+    assert edge.cached(path)
+    assert purge.stats["refused"] == 1
+    assert purge.stats["retries"] == 0  # a refusal does not heal by itself
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "403" in errors[0].getMessage()
+
+
+def test_a_node_that_is_down_is_retried_logged_and_given_up_without_raising(
+    edge, make_purger, page, tag, caplog
+):
+    caplog.set_level(logging.WARNING, logger="strata.edge")
+    path = page("article", tag("article"))
+    down = f"http://{LOOPBACK}:{free_port(set())}"
+    purge = make_purger(nodes=[edge.url, down], retries=2, timeout=0.5)
+
+    ticket = purge.purge({tag("article")})
+
+    assert ticket.wait(5) is False
+    assert edge.get(path)[0] == "MISS"  # the node that is up purged it anyway
+    assert poll(lambda: purge.stats["given_up"] >= 1)
+    assert purge.stats["retries"] == 2
+    assert purge.stats["given_up"] == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(warnings) == 2 and all(down in message for message in warnings)
+    assert len(errors) == 1 and down in errors[0]
+
+
+def test_waiting_for_a_node_that_hangs_ends_at_the_timeout(make_purger, tag):
+    with socket.socket() as silent:
+        silent.bind((LOOPBACK, free_port(set())))
+        silent.listen(8)  # accepts connections into the backlog, never answers
+        purge = make_purger(
+            nodes=[f"http://{LOOPBACK}:{silent.getsockname()[1]}"], retries=0, timeout=0.5
+        )
+
+        ticket = purge.purge({tag("article")})
+
+        assert ticket.wait(0.05) is False
+        assert ticket.wait(10) is False
+        assert ticket.done
+        assert purge.stats["failures"] == 1
+
+
+def test_a_batch_bigger_than_the_header_limit_is_split_and_purges_everything(
+    edge, make_purger, page, tag
+):
+    tags = [tag(f"row-{i:04d}-{'x' * 24}") for i in range(400)]
+    assert len(" ".join(tags)) > 3 * MAX_KEY_BYTES
+    first, middle, last = page("a", tags[0]), page("b", tags[200]), page("c", tags[-1])
+    other = page("other", tag("author"))
+    purge = make_purger()
+
+    assert purge.purge(tags).wait(5)
+
+    assert purge.stats["requests"] >= 4
+    assert purge.stats["objects"] == 3
+    assert [edge.get(path)[0] for path in (first, middle, last)] == ["MISS"] * 3
+    assert edge.cached(other)
+
+
+def test_purges_enqueued_quickly_go_out_in_fewer_requests(edge, make_purger, page, tag):
+    first, last = page("first", tag("row-0")), page("last", tag("row-29"))
+    purge = make_purger()
+
+    tickets = [purge.purge({tag(f"row-{i}")}) for i in range(30)]
+
+    assert all(ticket.wait(5) for ticket in tickets)
+    assert purge.stats["requests"] < len(tickets)
+    assert edge.get(first)[0] == "MISS"
+    assert edge.get(last)[0] == "MISS"
+
+
+def test_an_idle_connection_the_node_closed_is_reopened_without_a_failure(
+    edge, make_purger, page, tag
+):
+    path = page("article", tag("article"))
+    purge = make_purger()
+    assert purge.purge({tag("warm-up")}).wait(5)
+    time.sleep(IDLE_TIMEOUT + 0.5)  # Varnish closes the idle keep-alive connection
+
+    assert purge.purge({tag("article")}).wait(5)
+
+    assert edge.get(path)[0] == "MISS"
+    assert purge.stats["failures"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+def test_a_forked_child_starts_its_own_worker_and_purges(edge, make_purger, page, tag):
+    parent_page, child_page = page("parent", tag("parent")), page("child", tag("child"))
+    purge = make_purger()
+    assert purge.purge({tag("warm-up")}).wait(5)  # the parent's worker runs
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if purge.purge({tag("child")}).wait(5) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert edge.get(child_page)[0] == "MISS"
+    assert purge.purge({tag("parent")}).wait(5)  # the parent's worker still serves it
+    assert edge.get(parent_page)[0] == "MISS"
+
+
+def test_a_soft_purge_serves_the_old_copy_once_while_it_fetches_the_new(
+    edge, make_purger, page, tag
+):
+    path = page("article", tag("article"))
+    purge = make_purger()
+
+    assert purge.purge({tag("article")}, soft=True).wait(5)
+
+    assert edge.get(path) == ("HIT", "/" + path.split("/")[1] + "/article fetch 1")
+    assert poll(lambda: edge.origin.fetches[path] == 2)
+    assert poll(lambda: edge.get(path)[1].endswith("fetch 2"))
+
+
+def test_purge_tags_does_nothing_without_accelerators(settings, tag):
+    settings.STRATA = {**settings.STRATA, "ACCELERATORS": []}
+
+    assert purger() is None
+    assert purge_tags({tag("article")}) is None
+
+
+@pytest.fixture
+def configured(settings, edge):
+    """STRATA names the running Varnish."""
+    settings.STRATA = {
+        **settings.STRATA,
+        "ACCELERATORS": [edge.url],
+        "PURGE_SECRET": SECRET,
+        "PURGE_DELAY": 60.0,
+    }
+    yield
+    reset_purger()
+
+
+def test_a_committed_invalidation_purges_the_accelerator_once_installed(
+    configured, edge, page, tag
+):
+    path = page("article", tag("article"))
+    install()
+    begin_request()
+
+    after_invalidation(frozenset({tag("article")}))
+
+    assert len(collect_tickets()) == 1
+    assert wait_for_tickets(5)
+    assert edge.get(path)[0] == "MISS"
+
+
+def test_tickets_are_collected_only_inside_a_request(configured, tag):
+    assert purge_tags({tag("outside")}).wait(5)
+    assert collect_tickets() == []
+
+    begin_request()
+    ticket = purge_tags({tag("inside")})
+    assert collect_tickets() == [ticket]
+    assert wait_for_tickets(5)
+
+    assert collect_tickets() == []  # the request is over
+    purge_tags({tag("after")})
+    assert collect_tickets() == []
+
+
+def test_the_purger_follows_the_settings(configured, settings, edge):
+    first = purger()
+    assert purger() is first
+
+    settings.STRATA = {**settings.STRATA, "PURGE_SECRET": "rotated"}
+
+    assert purger() is not first
+    assert purger().secret == "rotated"

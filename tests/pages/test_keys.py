@@ -1,0 +1,59 @@
+"""Page keys come from the validated host, the path, the normalised query and the encoding."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import RequestFactory
+
+from strata.conf import PAGE_CACHE_DEFAULTS
+from strata.pages.keys import NotCacheable, normalized_query, page_key
+
+IGNORED = tuple(PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"])
+rf = RequestFactory()
+
+
+def key(path: str, **extra) -> str:
+    return page_key(rf.get(path, **extra), IGNORED, 512)
+
+
+def test_parameter_order_does_not_make_another_page():
+    assert key("/tags/x/?b=2&a=1") == key("/tags/x/?a=1&b=2")
+
+
+def test_tracking_parameters_are_dropped():
+    assert key("/?utm_source=news&utm_medium=mail&fbclid=abc&gclid=1") == key("/")
+
+
+def test_repeated_parameters_keep_their_order():
+    assert normalized_query("tag=b&tag=a", IGNORED, 512) == "tag=b&tag=a"
+    assert key("/?tag=a&tag=b") != key("/?tag=b&tag=a")
+
+
+def test_other_parameters_make_other_pages():
+    assert key("/tags/x/?page=2") != key("/tags/x/")
+
+
+def test_a_long_query_string_is_not_cached():
+    with pytest.raises(NotCacheable, match="query string longer"):
+        page_key(rf.get("/?q=" + "x" * 600), IGNORED, 512)
+
+
+def test_an_unknown_host_is_not_cached(settings):
+    settings.ALLOWED_HOSTS = ["example.com"]
+    with pytest.raises(NotCacheable, match="host not allowed"):
+        page_key(rf.get("/", HTTP_HOST="evil.test"), IGNORED, 512)
+
+
+def test_hosts_and_schemes_are_separate_pages(settings):
+    settings.ALLOWED_HOSTS = ["a.test", "b.test"]
+    assert key("/", HTTP_HOST="a.test") != key("/", HTTP_HOST="b.test")
+    assert key("/", HTTP_HOST="a.test") != key("/", HTTP_HOST="a.test", secure=True)
+
+
+def test_gzip_and_identity_are_separate_pages_and_nothing_else_of_the_header_counts():
+    assert key("/", HTTP_ACCEPT_ENCODING="gzip, br") == key("/", HTTP_ACCEPT_ENCODING="gzip")
+    assert key("/", HTTP_ACCEPT_ENCODING="gzip") != key("/")
+
+
+def test_other_headers_never_reach_the_key():
+    assert key("/", HTTP_X_FORWARDED_HOST="evil.test", HTTP_COOKIE="a=b") == key("/")

@@ -1,0 +1,236 @@
+"""The page cache, through Django's test client: what is stored, served and invalidated.
+
+These run on whatever ``DATABASE_URL``/``CACHE_URL`` name (SQLite and the file cache by
+default; PostgreSQL with Redis or Memcached under ``python -m tests.backends``). Every
+request goes through ``StrataMiddleware`` with the demo's settings: page cache, query
+cache and fragment cache on, no accelerator.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from strata.conf import strata_settings
+from strata.pages import cache as page_cache
+from strata.pages.keys import page_key
+from strata.tags.versions import VERSION_PREFIX
+
+pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+
+
+def strata(response) -> str:
+    return response.headers.get("X-Strata", "")
+
+
+def get(client: Client, path: str, **extra):
+    return client.get(path, **extra)
+
+
+@pytest.fixture
+def anon() -> Client:
+    return Client()
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_page_is_rendered_once_then_served_without_the_database(newsroom, anon):
+    first = get(anon, "/articles/a1/")
+    assert strata(first) == "page-miss"
+
+    with CaptureQueriesContext(connection) as queries:
+        second = get(anon, "/articles/a1/")
+
+    assert strata(second) == "page-hit"
+    assert len(queries) == 0
+    assert second.content == first.content
+    assert second.status_code == 200
+
+
+def test_a_comment_on_article_1_shows_at_once_and_keeps_article_2_cached(newsroom, anon):
+    from newsroom.models import Comment
+
+    get(anon, "/articles/a1/")
+    get(anon, "/articles/a2/")
+
+    Comment.objects.create(article=newsroom.a1, user=newsroom.ann, body="fresh words")
+
+    after = get(anon, "/articles/a1/")
+    assert strata(after) == "page-miss"
+    assert "fresh words" in after.content.decode()
+    assert strata(get(anon, "/articles/a2/")) == "page-hit"
+
+
+def test_editing_an_article_changes_its_page_and_the_listings(newsroom, anon):
+    get(anon, "/articles/a3/")
+    get(anon, "/")
+    get(anon, "/authors/two/")
+
+    newsroom.a3.title = "A3, revised"
+    newsroom.a3.save()
+
+    for path in ("/articles/a3/", "/", "/authors/two/"):
+        response = get(anon, path)
+        assert strata(response) == "page-miss", path
+        assert "A3, revised" in response.content.decode(), path
+
+
+def test_renaming_a_tag_reaches_every_page_that_shows_it(newsroom, anon):
+    get(anon, "/articles/a1/")
+    get(anon, "/tags/x/")
+
+    newsroom.tag_x.name = "Renamed X"
+    newsroom.tag_x.save()
+
+    assert "Renamed X" in get(anon, "/articles/a1/").content.decode()
+    assert "Renamed X" in get(anon, "/tags/x/").content.decode()
+
+
+def test_a_logged_in_reader_gets_the_shared_page_with_holes_not_their_name(newsroom):
+    ann = logged_in(newsroom.ann)  # bob wrote the only comment on a3
+    get(Client(), "/articles/a3/")
+
+    response = get(ann, "/articles/a3/")
+
+    assert strata(response) == "page-hit"
+    html = response.content.decode()
+    assert "ann" not in re.sub(r"<esi:include[^>]*>|data-src=\"[^\"]*\"", "", html)
+    assert "<esi:include" in html and "strata-hole" in html
+    assert response.headers["Surrogate-Control"] == 'content="ESI/1.0"'
+
+
+def test_a_page_that_reads_the_user_is_personal_and_says_why(newsroom):
+    ann, bob = logged_in(newsroom.ann), logged_in(newsroom.bob)
+
+    first = get(ann, "/me/comments/")
+    second = get(bob, "/me/comments/")
+
+    assert strata(first) == "bypass: user read in newsroom.views.my_comments"
+    assert strata(second) == "bypass: user read in newsroom.views.my_comments"
+    assert "private" in second.headers["Cache-Control"]
+    assert first.content != second.content
+
+
+def test_requests_with_authorization_never_touch_the_page_cache(newsroom, anon):
+    get(anon, "/articles/a1/")
+    response = get(anon, "/articles/a1/", HTTP_AUTHORIZATION="Basic YTpi")
+    assert strata(response) == "bypass: authorization header"
+    assert "private" in response.headers["Cache-Control"]
+
+
+def test_posts_are_never_served_from_the_cache(newsroom):
+    ann = logged_in(newsroom.ann)
+    get(ann, "/articles/a1/")
+    response = ann.post("/articles/a1/", {"body": "posted"})
+    assert response.status_code == 302
+    assert strata(response).startswith("bypass: ")
+
+
+def test_head_is_served_from_the_get_entry_without_a_body(newsroom, anon):
+    get(anon, "/articles/a1/")
+    response = anon.head("/articles/a1/")
+    assert strata(response) == "page-hit"
+    assert response.content == b""
+    assert int(response.headers["Content-Length"]) > 1000
+
+
+def test_tracking_parameters_share_the_page(newsroom, anon):
+    get(anon, "/tags/x/?page=1")
+    assert strata(get(anon, "/tags/x/?utm_source=mail&page=1&fbclid=z")) == "page-hit"
+
+
+def test_a_404_is_cached_briefly_and_goes_when_the_page_appears(newsroom, anon):
+    from newsroom.models import Article
+
+    assert get(anon, "/articles/later/").status_code == 404
+    assert strata(get(anon, "/articles/later/")) == "page-hit"
+
+    Article.objects.create(
+        title="Later",
+        slug="later",
+        author=newsroom.author1,
+        body="b",
+        published_at=newsroom.a1.published_at,
+    )
+
+    response = get(anon, "/articles/later/")
+    assert response.status_code == 200
+    assert strata(response) == "page-miss"
+
+
+def test_a_page_past_its_lifetime_is_served_stale_while_one_request_refreshes(
+    newsroom, anon, monkeypatch
+):
+    get(anon, "/articles/a1/")
+    later = page_cache.clock() + strata_settings().page_cache.timeout + 1
+    monkeypatch.setattr(page_cache, "clock", lambda: later)
+
+    refresh = get(anon, "/articles/a1/")
+    assert strata(refresh) == "page-miss"  # this request took the refresh
+    assert strata(get(anon, "/articles/a1/")) == "page-hit"
+
+
+def test_while_another_request_refreshes_an_expired_page_the_stale_copy_is_served(
+    newsroom, anon, monkeypatch
+):
+    get(anon, "/articles/a1/")
+    later = page_cache.clock() + strata_settings().page_cache.timeout + 1
+    monkeypatch.setattr(page_cache, "clock", lambda: later)
+    cache = caches[strata_settings().cache_alias]
+    # Another request holds the refresh of every page.
+    monkeypatch.setattr(cache, "add", lambda *args, **kwargs: False)
+
+    assert strata(get(anon, "/articles/a1/")) == "page-stale"
+
+
+def test_an_expired_page_whose_data_changed_is_never_served_stale(newsroom, anon, monkeypatch):
+    from newsroom.models import Comment
+
+    get(anon, "/articles/a1/")
+    Comment.objects.create(article=newsroom.a1, user=newsroom.ann, body="newer")
+    later = page_cache.clock() + strata_settings().page_cache.timeout + 1
+    monkeypatch.setattr(page_cache, "clock", lambda: later)
+
+    response = get(anon, "/articles/a1/")
+    assert strata(response) == "page-miss"
+    assert "newer" in response.content.decode()
+
+
+def test_losing_the_versions_never_brings_an_old_page_back(newsroom, anon):
+    from newsroom.models import Comment
+
+    get(anon, "/articles/a1/")
+    Comment.objects.create(article=newsroom.a1, user=newsroom.ann, body="after")
+    cache = caches[strata_settings().cache_alias]
+    entry = cache.get(_key("/articles/a1/"))
+    # The version store restarts empty (or evicts): the versions of the page's tags go.
+    cache.delete_many([VERSION_PREFIX + tag for tag in entry[0]])
+
+    response = get(anon, "/articles/a1/")
+    assert strata(response) == "page-miss"
+    assert "after" in response.content.decode()
+
+
+def _key(path: str) -> str:
+    conf = strata_settings().page_cache
+    return page_key(RequestFactory().get(path), conf.ignored_parameters, conf.max_query_string)
+
+
+def test_a_response_that_sets_a_cookie_is_never_stored(newsroom, anon):
+    first = get(anon, "/accounts/login/")
+    assert "Set-Cookie" in str(first.headers) or first.cookies
+    assert strata(first).startswith("bypass: ")
+    assert strata(get(anon, "/accounts/login/")).startswith("bypass: ")
+
+
+def test_the_admin_is_excluded(newsroom, anon):
+    assert strata(get(anon, "/admin/login/")) == "bypass: excluded path /admin/"
