@@ -21,6 +21,8 @@ def stack():
         app_servers=2,
         workers=2,
         tls=True,
+        # Long enough that "still cached" in a test means "not purged", not "not expired".
+        edge_ttl=300,
         setup_commands=[["migrate", "--noinput"], SMALL_SEED],
     )
     the_stack = Stack(config)

@@ -9,6 +9,7 @@ import re
 import shutil
 import ssl
 import tempfile
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -122,6 +123,18 @@ class Client:
     def get(self, path: str, **kwargs):
         return self.request("GET", path, **kwargs)
 
+    def post_form(self, path: str, fields: dict[str, str]):
+        """POST url-encoded ``fields`` to ``path`` as a browser would (with a Referer)."""
+        return self.request(
+            "POST",
+            path,
+            body=urlencode(fields).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Referer": f"http://{self.host}:{self.port}{path}",
+            },
+        )
+
     def login(self, username: str, password: str = "newsroom") -> None:
         page = self.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
@@ -138,3 +151,79 @@ class Client:
         )
         assert answer.status == 302, (answer.status, answer.text[:500])
         assert "sessionid" in self.cookies
+
+
+class _FormReader(HTMLParser):
+    """The fields of one form, as a browser would submit them (no button)."""
+
+    def __init__(self, form_id: str):
+        super().__init__(convert_charrefs=True)
+        self.form_id = form_id
+        self.inside = False
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._textarea: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and attrs.get("id") == self.form_id:
+            self.inside = True
+        if not self.inside:
+            return
+        name = attrs.get("name")
+        if tag == "input" and name:
+            kind = attrs.get("type", "text")
+            if kind in ("submit", "button", "image", "file"):
+                return
+            if kind in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self.fields.append((name, attrs.get("value", "on" if kind == "checkbox" else "")))
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.fields.append((self._select, attrs.get("value", "")))
+        elif tag == "textarea" and name:
+            self._textarea, self._text = name, []
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self.inside:
+            self.inside = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea:
+            self.fields.append((self._textarea, "".join(self._text).lstrip("\n")))
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self._text.append(data)
+
+
+def form_fields(html: str, form_id: str) -> list[tuple[str, str]]:
+    """The name/value pairs a browser would post for the form with ``form_id``."""
+    reader = _FormReader(form_id)
+    reader.feed(html)
+    return reader.fields
+
+
+def submit_form(
+    client: Client, path: str, form_id: str, changes: dict[str, str | list[str]], extra=None
+):
+    """GET ``path``, change some fields of its form, POST it back like a browser would."""
+    page = client.get(path)
+    assert page.status == 200, (page.status, page.text[:300])
+    fields = [(k, v) for k, v in form_fields(page.text, form_id) if k not in changes]
+    for name, value in changes.items():
+        values = value if isinstance(value, list) else [value]
+        fields += [(name, v) for v in values]
+    fields += list((extra or {}).items())
+    return client.request(
+        "POST",
+        path,
+        body=urlencode(fields).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": f"http://{client.host}:{client.port}{path}",
+        },
+    )

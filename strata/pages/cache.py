@@ -23,6 +23,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
+from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -76,6 +77,10 @@ class PageCache:
         self.cache_alias = conf.cache_alias
         self.cache = caches[conf.cache_alias]
         self.store = version_store(conf.cache_alias)
+        # Only Django's own compression makes gzip and identity different pages.
+        self.vary_on_encoding = any(
+            path.endswith("GZipMiddleware") for path in django_settings.MIDDLEWARE
+        )
         # key -> the tags its page had last time: read with the page in one round trip.
         self._memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
@@ -112,7 +117,12 @@ class PageCache:
             rendered = render(request)
             return Outcome(rendered.response, self._bypass_word(rendered, reason))
         try:
-            key = page_key(request, self.conf.ignored_parameters, self.conf.max_query_string)
+            key = page_key(
+                request,
+                self.conf.ignored_parameters,
+                self.conf.max_query_string,
+                self.vary_on_encoding,
+            )
         except NotCacheable as exc:
             rendered = render(request)
             return Outcome(rendered.response, self._bypass_word(rendered, str(exc)))
@@ -236,6 +246,9 @@ class PageCache:
             return Outcome(response, self._miss_word(rendered))
         if request.method != "GET" or not recorder.cacheable:
             return Outcome(response, self._miss_word(rendered))
+        if not self.vary_on_encoding and "accept-encoding" in response.get("Vary", "").lower():
+            # Compressed by the view itself: one key cannot hold both encodings.
+            return Outcome(response, "bypass: Vary: Accept-Encoding without GZipMiddleware")
         lifetime = self.lifetime(rendered)
         now = clock()
         headers = [

@@ -2,7 +2,8 @@
 
 A key is built only from what identifies the resource for everyone: the scheme, the host
 that Django validated against ``ALLOWED_HOSTS``, the path, the query string normalised
-(sorted, tracking parameters dropped, bounded) and the encoding the client accepts —
+(sorted, tracking parameters dropped, bounded) and, when Django compresses responses, the
+encoding the client accepts —
 never from an unvalidated header, so that no client can plant a page under a key that
 others read.
 """
@@ -60,8 +61,17 @@ def encoding_bucket(request: HttpRequest) -> str:
     return "gzip" if "gzip" in accept.lower() else "identity"
 
 
-def page_key(request: HttpRequest, ignored: tuple[str, ...], max_query_string: int) -> str:
-    """The cache key of ``request``'s page (GET and HEAD share it)."""
+def page_key(
+    request: HttpRequest,
+    ignored: tuple[str, ...],
+    max_query_string: int,
+    vary_on_encoding: bool = True,
+) -> str:
+    """The cache key of ``request``'s page (GET and HEAD share it).
+
+    ``vary_on_encoding``: pages are compressed per client (GZipMiddleware), so gzip and
+    identity are separate pages.
+    """
     try:
         host = request.get_host()  # validated against ALLOWED_HOSTS
     except DisallowedHost as exc:
@@ -69,6 +79,12 @@ def page_key(request: HttpRequest, ignored: tuple[str, ...], max_query_string: i
     query = normalized_query(request.META.get("QUERY_STRING", ""), ignored, max_query_string)
     scheme = "https" if request.is_secure() else "http"
     text = "\n".join(
-        (scheme, host.lower(), escape_uri_path(request.path), query, encoding_bucket(request))
+        (
+            scheme,
+            host.lower(),
+            escape_uri_path(request.path),
+            query,
+            encoding_bucket(request) if vary_on_encoding else "",
+        )
     )
     return PAGE_PREFIX + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()

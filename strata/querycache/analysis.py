@@ -31,7 +31,13 @@ __all__ = [
     "conditions_of",
     "is_nondeterministic",
     "raw_write_tables",
+    "row_pinned_tables",
+    "late_row_tags",
+    "MAX_LATE_ROWS",
 ]
+
+MAX_LATE_ROWS = 64
+"""A joined table with more distinct rows than this in one result keeps its table tag."""
 
 MAX_IN_VALUES = 100
 
@@ -145,6 +151,95 @@ def read_tags(query, sql: str, *, simple: bool) -> frozenset[str]:
             tags.add(new_rows_tag(table))
         tags.update(condition_tag(table, column, value) for value in columns[column])
     return frozenset(tags)
+
+
+_INTEGER_PKS = frozenset({"AutoField", "BigAutoField", "SmallAutoField", "IntegerField"})
+_TAIL = re.compile(r" (WHERE|GROUP BY|HAVING|ORDER BY) ")
+
+
+def row_pinned_tables(query, compiler, sql: str) -> tuple[tuple[str, int], ...]:
+    """Tables whose rows in the result are named by primary keys the result itself holds.
+
+    ``Comment.objects.filter(article_id=5).select_related("user")`` reads the users whose
+    keys the comments hold: which users appear is decided by the comments (pinned), and a
+    user row can only change what was read if it is one of them. So instead of the table
+    tag of ``auth_user`` (which every login changes), such a read can depend on the row
+    tags of the users it returned — taken after the read, and accepted only if the table's
+    version did not move meanwhile (see ``monkey_patch._read``).
+
+    A table qualifies when it appears once, is reached only through an equality on its
+    integer primary key (a join to it, or as the base table an INNER join from it), is
+    not named in WHERE/GROUP BY/HAVING (nor ORDER BY under LIMIT), and its key is a
+    selected column.
+    Returns ``(table, index of its key in each result row)`` pairs.
+    """
+    if query.combinator or query.group_by is not None or sql.upper().count("SELECT") != 1:
+        return ()
+    alias_map = query.alias_map
+    counts: dict[str, int] = {}
+    for join in alias_map.values():
+        counts[join.table_name] = counts.get(join.table_name, 0) + 1
+    pinned = conditions_of(query)
+    tail_at = _TAIL.search(sql)
+    tail = sql[tail_at.start() :] if tail_at else ""
+    if not query.is_sliced:
+        # Without LIMIT every matching row is in the result, so ordering by a table's
+        # columns only moves rows whose own tags change with them.
+        tail = tail.split(" ORDER BY ", 1)[0]
+    found = []
+    for alias, join in alias_map.items():
+        table = join.table_name
+        info = table_info(table)
+        if info is None or counts[table] != 1 or table in pinned:
+            continue
+        pk_field = info.model._meta.pk
+        if pk_field.get_internal_type() not in _INTEGER_PKS:
+            continue
+        if not _reached_by_key(alias, join, alias_map, info.pk_column):
+            continue
+        if f"{compiler.quote_name_unless_alias(alias)}." in tail:
+            continue
+        index = _selected_column(compiler, alias, info.pk_column)
+        if index is not None:
+            found.append((table, index))
+    return tuple(found)
+
+
+def _reached_by_key(alias, join, alias_map, pk_column: str) -> bool:
+    if getattr(join, "join_cols", None) is not None:  # a joined table
+        if getattr(join, "filtered_relation", None) is not None:
+            return False
+        return all(child == pk_column for _, child in join.join_cols)
+    # The base table: its rows must come through an INNER join on its key.
+    return any(
+        getattr(other, "parent_alias", None) == alias
+        and other.join_type == "INNER JOIN"
+        and getattr(other, "filtered_relation", None) is None
+        and all(parent == pk_column for parent, _ in other.join_cols)
+        for other in alias_map.values()
+    )
+
+
+def _selected_column(compiler, alias: str, column: str) -> int | None:
+    for index, (expression, _, _) in enumerate(compiler.select or ()):
+        if (
+            isinstance(expression, Col)
+            and expression.alias == alias
+            and expression.target.column == column
+        ):
+            return index
+    return None
+
+
+def late_row_tags(table: str, keys: Iterable) -> set[str] | None:
+    """The tags of ``keys``' rows of ``table`` (None when there are too many)."""
+    keys = {key for key in keys if key is not None}
+    if len(keys) > MAX_LATE_ROWS:
+        return None
+    info = table_info(table)
+    tags = {bulk_tag(table), new_rows_tag(table)}
+    tags.update(condition_tag(table, info.pk_column, key) for key in keys)
+    return tags
 
 
 def row_tags(table: str, rows: Iterable[dict]) -> set[str]:

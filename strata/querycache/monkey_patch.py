@@ -42,7 +42,14 @@ from ..tags.invalidation import dirty_tables, invalidate_after_commit
 from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
 from ..tags.recorder import record, recording_active, taint
 from ..tags.versions import CacheUnavailable, version_store
-from .analysis import is_nondeterministic, raw_write_tables, read_tags, row_tags
+from .analysis import (
+    is_nondeterministic,
+    late_row_tags,
+    raw_write_tables,
+    read_tags,
+    row_pinned_tables,
+    row_tags,
+)
 from .control import caching_disabled, caching_is_disabled, in_orm
 from .schema import db_cascade_tables, known_tables, table_info, tables_in_sql
 from .stats import stats
@@ -77,7 +84,21 @@ _MEMO_SIZE = 4096
 _memo: OrderedDict = OrderedDict()
 
 
-def _tags_and_key(connection, query, sql: str, params, result_type: str):
+class _ReadShape:
+    """What is known about one (SQL, parameters): its tags, key, and late-pinned tables."""
+
+    __slots__ = ("tags", "key", "late", "stored")
+
+    def __init__(self, tags: frozenset[str], key: str, late: tuple[tuple[str, int], ...]):
+        self.tags = tags
+        self.key = key
+        self.late = late
+        self.stored: frozenset[str] = frozenset()
+        """The tags of the artifact last stored or found under ``key`` (row tags of
+        late-pinned tables instead of their table tags): read with it in one trip."""
+
+
+def _shape_of(connection, query, compiler, sql: str, params, result_type: str) -> _ReadShape:
     """The read's tags and cache key, remembered per (SQL, parameters).
 
     Equal SQL and parameters mean an equal query: the same tables, the same pinned
@@ -94,9 +115,10 @@ def _tags_and_key(connection, query, sql: str, params, result_type: str):
             _memo.move_to_end(memo_key)
         return found
     simple = not query.combinator and sql.upper().count("SELECT") == 1
-    found = (
+    found = _ReadShape(
         read_tags(query, sql, simple=simple),
         _result_key(connection, sql, params, result_type),
+        row_pinned_tables(query, compiler, sql) if simple else (),
     )
     if memo_key is not None:
         _memo[memo_key] = found
@@ -169,38 +191,48 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
     if not query_conf.cache_nondeterministic and is_nondeterministic(sql):
         return _bypass("nondeterministic", original, compiler, *args)
 
-    tags, key = _tags_and_key(connection, query, sql, params, result_type)
+    shape = _shape_of(connection, query, compiler, sql, params, result_type)
+    tags, key = shape.tags, shape.key
     store = version_store(conf.cache_alias)
     try:
-        versions, extras = store.get_with(tags, [key] if cache_results else [])
+        versions, extras = store.get_with(tags | shape.stored, [key] if cache_results else [])
+        cached = extras.get(key)
+        if cached is not None:
+            unknown = [tag for tag in cached[0] if tag not in versions]
+            if unknown:
+                versions.update(store.get_with(unknown)[0])
     except CacheUnavailable:
         stats["error"] += 1
         return _bypass("cache unavailable", original, compiler, *args)
-    cached = extras.get(key)
-    if cached is not None and cached[0] == versions:
+    if cached is not None and all(versions[tag] == v for tag, v in cached[0].items()):
         stats["hit"] += 1
+        shape.stored = frozenset(cached[0])
         record(cached[0])
         return cached[1]
-    snapshot, missing = store.provisional(versions)
-    record(snapshot, missing)
-    if not cache_results:
-        # Only the tags were wanted (a page or fragment is being built).
-        return original(compiler, *args)
-    stats["miss"] += 1
-
+    snapshot, missing = store.provisional({tag: versions[tag] for tag in tags})
+    if not shape.late:
+        record(snapshot, missing)
+    if cache_results:
+        stats["miss"] += 1
     # Run the query with the SQL already compiled, instead of compiling it twice.
     compiler.as_sql = lambda *a, **k: (sql, params)
     try:
         result = original(compiler, *args)
     finally:
         del compiler.as_sql
-    if result_type == SINGLE:
-        rows = 0 if result is None else 1
-    else:
-        rows = sum(len(chunk) for chunk in result)
+    if shape.late:
+        result_rows = _rows_of(result, result_type)
+        snapshot, missing, current = _pin_rows_late(store, shape, snapshot, missing, result_rows)
+        record(snapshot, missing)
+        if not current:
+            return result  # a write to a late-pinned table raced this read: do not store
+    if not cache_results:
+        return result  # only the tags were wanted (a page or fragment is being built)
+    rows = 0 if result is None else (1 if result_type == SINGLE else sum(map(len, result)))
     if rows <= query_conf.max_rows:
         try:
             store.store(key, (snapshot, result), query_conf.timeout, snapshot, missing)
+            shape.stored = frozenset(snapshot)
             stats["store"] += 1
         except CacheUnavailable:
             stats["error"] += 1
@@ -208,6 +240,47 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
             stats["error"] += 1
             log.warning("strata: could not store a query result (%s)", exc)
     return result
+
+
+def _rows_of(result, result_type):
+    if result is None:
+        return []
+    if result_type == SINGLE:
+        return [result]
+    return [row for chunk in result for row in chunk]
+
+
+def _pin_rows_late(store, shape: _ReadShape, snapshot: dict, missing: list, rows: list):
+    """Swap late-pinned tables' table tags for the tags of the rows the read returned.
+
+    Returns ``(snapshot, provisional tags, still current)``. The row tags' versions are
+    taken after the read, so the swap is accepted only if each table's own version did
+    not change since the snapshot before it: no write to the table committed in between
+    (a write changes the table tag after it commits; one that committed earlier but
+    changes versions later also changes the row tags, which then invalidate us).
+    """
+    late_tags: set[str] = set()
+    tables = []
+    for table, index in shape.late:
+        tags = late_row_tags(table, (row[index] for row in rows))
+        if tags is None:
+            continue  # too many rows: keep the table tag
+        late_tags |= tags
+        tables.append(table)
+    if not tables:
+        return snapshot, missing, True
+    try:
+        now, _ = store.get_with(late_tags | set(tables))
+    except CacheUnavailable:
+        return snapshot, missing, False
+    for table in tables:
+        if now[table] != snapshot[table] and not (now[table] is None and table in missing):
+            return snapshot, missing, False
+    late_snapshot, late_missing = store.provisional({tag: now[tag] for tag in late_tags})
+    pinned = {tag: v for tag, v in snapshot.items() if tag not in tables}
+    pinned.update(late_snapshot)
+    kept_missing = [tag for tag in missing if tag not in tables]
+    return pinned, kept_missing + late_missing, True
 
 
 # -- writes -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ __all__ = [
     "recording",
     "current_tags",
     "current_recorder",
+    "outermost_recorder",
     "record",
     "taint",
     "recording_active",
@@ -35,6 +36,9 @@ class Recorder:
         self.snapshot: dict[str, str] = {}
         self.provisional: set[str] = set()
         """Tags whose versions were proposed, not read: whoever stores must create them."""
+        self.proposed: dict[str, str] = {}
+        """Outside a request, the tokens proposed for missing versions while this (outermost)
+        recorder is open: every read of a tag must propose the same one."""
         self.inconsistent = False
         self.uncacheable: str | None = None
         """Why the artifact must not be stored: it read something whose tags are unknown."""
@@ -88,6 +92,12 @@ def current_recorder() -> Recorder | None:
     """The innermost active recorder, or ``None`` outside any."""
     active = _active.get()
     return active[-1] if active else None
+
+
+def outermost_recorder() -> Recorder | None:
+    """The first recorder opened in this context, or ``None`` outside any."""
+    active = _active.get()
+    return active[0] if active else None
 
 
 def recording_active() -> bool:

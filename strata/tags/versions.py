@@ -23,6 +23,8 @@ from functools import cache
 
 from django.core.cache import caches
 
+from .recorder import outermost_recorder
+
 __all__ = [
     "VersionStore",
     "version_store",
@@ -166,6 +168,9 @@ class VersionStore:
         # While stores wait for the end of a request, every read of that request must
         # propose the same token for a tag, or all but one of its artifacts would lose.
         proposed = getattr(_deferral, "proposed", None)
+        if proposed is None:
+            outer = outermost_recorder()
+            proposed = outer.proposed if outer is not None else None
         snapshot = dict(versions)
         for tag in missing:
             if proposed is None:

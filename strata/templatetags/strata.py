@@ -13,9 +13,11 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import mark_safe
 
+from ..fragments.django_tags import do_cached
 from ..pages.holes import CSRF_TEMPLATE, hole_markup, hole_url, mark_holes
 
 register = template.Library()
+register.tag("cached", do_cached)
 
 
 @register.simple_tag(takes_context=True)

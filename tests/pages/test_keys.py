@@ -50,9 +50,14 @@ def test_hosts_and_schemes_are_separate_pages(settings):
     assert key("/", HTTP_HOST="a.test") != key("/", HTTP_HOST="a.test", secure=True)
 
 
-def test_gzip_and_identity_are_separate_pages_and_nothing_else_of_the_header_counts():
+def test_gzip_and_identity_are_separate_pages_when_django_compresses():
     assert key("/", HTTP_ACCEPT_ENCODING="gzip, br") == key("/", HTTP_ACCEPT_ENCODING="gzip")
     assert key("/", HTTP_ACCEPT_ENCODING="gzip") != key("/")
+
+
+def test_without_compression_by_django_the_encoding_does_not_split_pages():
+    gzip = page_key(rf.get("/", HTTP_ACCEPT_ENCODING="gzip"), IGNORED, 512, False)
+    assert gzip == page_key(rf.get("/"), IGNORED, 512, False)
 
 
 def test_other_headers_never_reach_the_key():

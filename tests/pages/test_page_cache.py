@@ -222,7 +222,9 @@ def test_losing_the_versions_never_brings_an_old_page_back(newsroom, anon):
 
 def _key(path: str) -> str:
     conf = strata_settings().page_cache
-    return page_key(RequestFactory().get(path), conf.ignored_parameters, conf.max_query_string)
+    return page_key(
+        RequestFactory().get(path), conf.ignored_parameters, conf.max_query_string, False
+    )
 
 
 def test_a_response_that_sets_a_cookie_is_never_stored(newsroom, anon):

@@ -1,0 +1,1 @@
+"""Tests of the fragment cache (``{% cached %}`` for Django and Jinja2)."""
