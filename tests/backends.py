@@ -9,7 +9,7 @@
 
 Each backend's programs are started here on free loopback ports (Strata's own stack
 runner), ``DATABASE_URL``/``CACHE_URL`` point the demo settings at them, pytest runs the
-query-cache and version-store tests, and the programs are stopped. Extra pytest
+query-cache, version-store, page-cache and fragment tests, and the programs are stopped. Extra pytest
 arguments follow ``--``. Exits non-zero when any run fails.
 """
 
@@ -30,7 +30,7 @@ from strata.stack.redis import Redis
 from .stackutil import free_base_port
 
 BACKENDS = ("postgres-redis", "postgres-memcached", "sqlite-file")
-TESTS = ["tests/querycache", "tests/test_versions.py"]
+TESTS = ["tests/querycache", "tests/test_versions.py", "tests/pages", "tests/fragments"]
 REPO = Path(__file__).resolve().parents[1]
 
 

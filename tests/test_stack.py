@@ -85,9 +85,8 @@ def test_logged_in_get_is_never_a_hit(stack):
     for _ in range(3):
         answer = client.get("/?logged-in")
         assert answer.status == 200
-        assert answer.getheader("X-Cache") != "HIT"
-        assert "private" in answer.getheader("Cache-Control")
-        assert 'id="who">reader2<' in answer.text
+        assert answer.getheader("X-Cache") == "PASS"  # Varnish never answers a session
+        assert 'id="who">reader2<' in answer.text  # its hello box, filled by ESI
     # And an anonymous visitor of the same URL never gets the personal copy.
     anonymous = client_for(stack).get("/?logged-in")
     assert "reader2" not in anonymous.text

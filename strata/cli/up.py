@@ -148,9 +148,9 @@ def _fail(error: StackError) -> None:
 @click.option(
     "--edge-ttl",
     type=click.IntRange(0, 86400),
-    default=10,
+    default=300,
     show_default=True,
-    help="Seconds Varnish keeps a shared page (s-maxage).",
+    help="Seconds Varnish keeps a shared page (s-maxage); writes purge it at once.",
 )
 def up(
     project_dir,

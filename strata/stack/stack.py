@@ -81,7 +81,7 @@ class StackConfig:
     tls: bool = False
     allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
     setup_commands: list[list[str]] = field(default_factory=lambda: [["migrate", "--noinput"]])
-    edge_ttl: int = 10
+    edge_ttl: int = 300
 
     def port_of(self, role: str, index: int = 0) -> int:
         """The port of ``role`` (its ``index``-th instance)."""
