@@ -20,6 +20,7 @@
 ``E020``       ``PURGE_DELAY``/``PURGE_WAIT``/``TAGS_HEADER_LIMIT`` out of range
 ``E021``       the page cache is on but ``StrataMiddleware`` is not first in ``MIDDLEWARE``
 ``W022``       personal holes are not routed (``strata.urls`` is not included)
+``W023``       Django's per-site cache middleware runs beside Strata's page cache
 =============  =====================================================================
 """
 
@@ -232,8 +233,20 @@ def _check_purges(raw: dict) -> list:
 
 def _check_middleware_first() -> list:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    errors = []
+    django_cache = [m for m in middleware if m.startswith("django.middleware.cache.")]
+    if django_cache:
+        errors.append(
+            Warning(
+                f"{', '.join(django_cache)} run beside Strata's page cache.",
+                hint="Remove them: Strata's page cache already stores whole pages, with exact "
+                "invalidation; before StrataMiddleware, Django's stores nothing (Strata "
+                "answers max-age=0 for browsers), after it, pages go stale until they expire.",
+                id="strata.W023",
+            )
+        )
     if middleware[:1] != ["strata.middleware.StrataMiddleware"]:
-        return [
+        errors.append(
             Error(
                 "The page cache is on, but strata.middleware.StrataMiddleware is not the "
                 "first entry of MIDDLEWARE.",
@@ -241,17 +254,18 @@ def _check_middleware_first() -> list:
                 "middleware runs, and it must see what every other middleware did.",
                 id="strata.E021",
             )
-        ]
-    return []
+        )
+    return errors
 
 
 @register(Tags.urls)
 def check_holes_routed(app_configs=None, **kwargs):
     """Personal holes need ``strata.urls`` in the URLconf."""
-    from .conf import strata_settings
+    from .conf import raw_settings
     from .pages.holes import hole_prefix
 
-    if not strata_settings().page_cache.enabled:
+    block = raw_settings().get("PAGE_CACHE")
+    if not isinstance(block, dict) or not block.get("ENABLED", True):
         return []
     hole_prefix.cache_clear()
     if hole_prefix() is None:

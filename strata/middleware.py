@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 from .conf import strata_settings
 from .edge import purge
@@ -39,6 +40,9 @@ class StrataMiddleware:
         self.tracks_reads = conf.tracks_reads
         self.pages = PageCache(conf) if conf.page_cache.enabled else None
         self.purges = bool(conf.accelerators)
+        self.stale_while_revalidate = (
+            conf.page_cache.stale_while_revalidate if conf.page_cache.enabled else 0
+        )
         # Read per process, after the app server forked its workers.
         self.server_header = f"{conf.server_name} pid={os.getpid()}"
 
@@ -85,6 +89,12 @@ class StrataMiddleware:
             response["Surrogate-Control"] = 'content="ESI/1.0"'
         reason = apply_edge_cache_control(request, response, self.edge_ttl)
         if reason is None:
+            if self.stale_while_revalidate and "stale-while-revalidate" not in response.get(
+                "Cache-Control", ""
+            ):
+                # RFC 5861: a CDN may serve it this long past s-maxage while it refreshes;
+                # purges still remove it at once.
+                patch_cache_control(response, stale_while_revalidate=self.stale_while_revalidate)
             if recorder.cacheable:
                 _check_still_current(recorder, self.conf.cache_alias)
             if not recorder.cacheable or not set_tag_headers(

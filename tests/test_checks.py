@@ -88,3 +88,47 @@ def test_redis_replicas_could_serve_lagging_versions(settings):
 def test_a_switched_off_query_cache_needs_no_cache(settings):
     settings.STRATA = {"QUERY_CACHE": {"ENABLED": False}, "CACHE": "absent"}
     assert check_strata_setting() == []
+
+
+# Whole pages
+
+
+def _ids(settings_changes, settings) -> list[str]:
+    from django.core.checks import run_checks
+
+    for name, value in settings_changes.items():
+        setattr(settings, name, value)
+    return [message.id for message in run_checks() if message.id.startswith("strata.")]
+
+
+def test_the_page_cache_needs_strata_middleware_first(settings):
+    middleware = [m for m in settings.MIDDLEWARE if "StrataMiddleware" not in m]
+    assert "strata.E021" in _ids(
+        {"MIDDLEWARE": [*middleware, "strata.middleware.StrataMiddleware"]}, settings
+    )
+
+
+def test_djangos_own_page_cache_beside_strata_is_flagged(settings):
+    middleware = [*settings.MIDDLEWARE, "django.middleware.cache.FetchFromCacheMiddleware"]
+    assert "strata.W023" in _ids({"MIDDLEWARE": middleware}, settings)
+
+
+@pytest.mark.parametrize(
+    ("strata", "check_id"),
+    [
+        ({"PAGE_CACHE": []}, "strata.E016"),
+        ({"PAGE_CACHE": {"TIMEOUT": 0}}, "strata.E016"),
+        ({"PAGE_CACHE": {"STATUS_TIMEOUTS": {"404": 30}}}, "strata.E016"),
+        ({"PAGE_CACHE": {"NOPE": 1}}, "strata.E016"),
+        ({"FRAGMENT_CACHE": {"TIMEOUT": "long"}}, "strata.E017"),
+        ({"ACCELERATORS": ["varnish:6081"]}, "strata.E018"),
+        ({"ACCELERATORS": ["http://127.0.0.1:6081"], "PURGE_SECRET": ""}, "strata.W019"),
+        ({"PURGE_DELAY": -1}, "strata.E020"),
+    ],
+)
+def test_page_settings_are_checked(settings, strata, check_id):
+    assert check_id in _ids({"STRATA": {**settings.STRATA, **strata}}, settings)
+
+
+def test_the_demo_settings_pass_every_check(settings):
+    assert _ids({}, settings) == []

@@ -42,7 +42,7 @@ def test_a_view_that_read_the_session_or_the_user_is_personal():
     from django.contrib.sessions.backends.signed_cookies import SessionStore
     from django.utils.functional import SimpleLazyObject
 
-    request = rf.get("/")
+    request = rf.get("/", HTTP_COOKIE="sessionid=abc")
     request.session = SessionStore()
     request.user = SimpleLazyObject(AnonymousUser)
     assert personal_reason(request, HttpResponse()) is None
@@ -52,6 +52,18 @@ def test_a_view_that_read_the_session_or_the_user_is_personal():
 
     request.user.is_authenticated  # noqa: B018
     assert personal_reason(request, HttpResponse()) == "user read in /"
+
+
+def test_without_cookies_the_session_and_user_are_nobodys():
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+    from django.utils.functional import SimpleLazyObject
+
+    request = rf.get("/")
+    request.session = SessionStore()
+    request.user = SimpleLazyObject(AnonymousUser)
+    request.user.is_authenticated  # noqa: B018
+    assert personal_reason(request, HttpResponse()) is None
 
 
 def test_a_view_that_used_a_csrf_token_is_personal_and_the_hint_names_the_hole():
@@ -67,7 +79,10 @@ def test_vary_beyond_accept_encoding_is_personal():
     response["Vary"] = "Accept-Encoding"
     assert personal_reason(rf.get("/"), response) is None
     response["Vary"] = "Accept-Encoding, Cookie"
-    assert personal_reason(rf.get("/"), response) == "Vary: cookie"
+    assert personal_reason(rf.get("/", HTTP_COOKIE="a=b"), response) == "Vary: cookie"
+    assert personal_reason(rf.get("/"), response) is None  # without cookies: one variant
+    response["Vary"] = "Accept-Language"
+    assert personal_reason(rf.get("/"), response) == "Vary: accept-language"
 
 
 def test_a_response_that_sets_a_cookie_is_personal():

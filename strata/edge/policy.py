@@ -23,6 +23,7 @@ __all__ = [
     "apply_edge_cache_control",
     "mark_uncacheable",
     "view_name",
+    "is_anonymous",
 ]
 
 _CACHEABLE_STATUS = frozenset({200, 203, 204, 300, 301, 404, 410})
@@ -40,6 +41,19 @@ def view_name(request: HttpRequest) -> str:
     return request.path
 
 
+def is_anonymous(request: HttpRequest | None) -> bool:
+    """True for a request without cookies or credentials: nobody in particular.
+
+    Its session is empty and its user anonymous, so whatever a view reads of them is the
+    same for every such request; caches keep these pages apart from the others.
+    """
+    return (
+        request is not None
+        and not request.META.get("HTTP_COOKIE")
+        and "HTTP_AUTHORIZATION" not in request.META
+    )
+
+
 def request_bypass_reason(request: HttpRequest) -> str | None:
     """Why ``request`` may neither be answered from nor stored in a shared cache."""
     if request.method not in ("GET", "HEAD"):
@@ -50,12 +64,19 @@ def request_bypass_reason(request: HttpRequest) -> str | None:
 
 
 def touched_reason(request: HttpRequest) -> str | None:
-    """What personal state the view read, in words (``session read in app.views.home``)."""
-    user = request.__dict__.get("user")
+    """What personal state the view read, in words (``session read in app.views.home``).
+
+    For a request without cookies, reading the (empty) session or the (anonymous) user is
+    not personal; only a CSRF token is, since it sets a cookie.
+    """
+    if is_anonymous(request):
+        user = session = None
+    else:
+        user = request.__dict__.get("user")
+        session = getattr(request, "session", None)
     # request.user is a lazy object until someone looks at it.
     if user is not None and getattr(user, "_wrapped", None) is not empty:
         return f"user read in {view_name(request)}"
-    session = getattr(request, "session", None)
     if session is not None and getattr(session, "accessed", False):
         return f"session read in {view_name(request)}"
     if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
@@ -85,8 +106,11 @@ def personal_reason(request: HttpRequest, response: HttpResponseBase) -> str | N
         if directive in cache_control:
             return f"Cache-Control: {directive}"
     vary = {v.strip().lower() for v in response.get("Vary", "").split(",") if v.strip()}
-    if vary - _HARMLESS_VARY:
-        return f"Vary: {', '.join(sorted(vary - _HARMLESS_VARY))}"
+    # Vary: Cookie on a request without cookies names the one variant every cache keeps
+    # apart already (the page cache keys on "no cookies"; Varnish strips them).
+    harmless = _HARMLESS_VARY | ({"cookie"} if is_anonymous(request) else set())
+    if vary - harmless:
+        return f"Vary: {', '.join(sorted(vary - harmless))}"
     return None
 
 

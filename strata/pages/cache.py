@@ -170,10 +170,11 @@ class PageCache:
         return entry, versions
 
     def _remember(self, key: str, tags: tuple[str, ...]) -> None:
-        self._memo[key] = tags
-        self._memo.move_to_end(key)
-        if len(self._memo) > _MEMO_SIZE:
-            with suppress(KeyError):
+        # Threads of one worker share the memo; a key evicted meanwhile is just forgotten.
+        with suppress(KeyError):
+            self._memo[key] = tags
+            self._memo.move_to_end(key)
+            if len(self._memo) > _MEMO_SIZE:
                 self._memo.popitem(last=False)
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 A key is built only from what identifies the resource for everyone: the scheme, the host
 that Django validated against ``ALLOWED_HOSTS``, the path, the query string normalised
-(sorted, tracking parameters dropped, bounded) and, when Django compresses responses, the
+(sorted, tracking parameters dropped, bounded), whether the request carries cookies at all
+(a page for nobody in particular has no holes) and, when Django compresses responses, the
 encoding the client accepts —
 never from an unvalidated header, so that no client can plant a page under a key that
 others read.
@@ -85,6 +86,9 @@ def page_key(
             escape_uri_path(request.path),
             query,
             encoding_bucket(request) if vary_on_encoding else "",
+            # Pages for requests without cookies have their personal parts filled in
+            # for nobody in particular; the others carry holes.
+            "anonymous" if not request.META.get("HTTP_COOKIE") else "with-cookies",
         )
     )
     return PAGE_PREFIX + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()

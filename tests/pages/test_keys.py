@@ -61,4 +61,10 @@ def test_without_compression_by_django_the_encoding_does_not_split_pages():
 
 
 def test_other_headers_never_reach_the_key():
-    assert key("/", HTTP_X_FORWARDED_HOST="evil.test", HTTP_COOKIE="a=b") == key("/")
+    assert key("/", HTTP_X_FORWARDED_HOST="evil.test") == key("/")
+    assert key("/", HTTP_COOKIE="a=b") == key("/", HTTP_COOKIE="sessionid=someone-else")
+
+
+def test_requests_without_cookies_get_their_own_pages():
+    # Their personal parts are filled in for nobody; pages for the others carry holes.
+    assert key("/") != key("/", HTTP_COOKIE="sessionid=x")

@@ -97,13 +97,15 @@ def test_renaming_a_tag_reaches_every_page_that_shows_it(newsroom, anon):
 
 def test_a_logged_in_reader_gets_the_shared_page_with_holes_not_their_name(newsroom):
     ann = logged_in(newsroom.ann)  # bob wrote the only comment on a3
-    get(Client(), "/articles/a3/")
+    bob = logged_in(newsroom.bob)
+    assert strata(get(bob, "/articles/a3/")) == "page-miss"
 
-    response = get(ann, "/articles/a3/")
+    response = get(ann, "/articles/a3/")  # the page bob's request stored
 
     assert strata(response) == "page-hit"
     html = response.content.decode()
     assert "ann" not in re.sub(r"<esi:include[^>]*>|data-src=\"[^\"]*\"", "", html)
+    assert "bob" in html  # as the commenter, not as the reader
     assert "<esi:include" in html and "strata-hole" in html
     assert response.headers["Surrogate-Control"] == 'content="ESI/1.0"'
 
@@ -236,3 +238,44 @@ def test_a_response_that_sets_a_cookie_is_never_stored(newsroom, anon):
 
 def test_the_admin_is_excluded(newsroom, anon):
     assert strata(get(anon, "/admin/login/")) == "bypass: excluded path /admin/"
+
+
+def test_a_permanent_redirect_is_cached_briefly(newsroom, anon):
+    first = get(anon, "/articles/a1")  # APPEND_SLASH
+    assert first.status_code == 301
+    again = get(anon, "/articles/a1")
+    assert again.status_code == 301
+    assert strata(again) == "page-hit"
+    assert again.headers["Location"] == "/articles/a1/"
+
+
+def test_shared_pages_tell_cdns_how_long_they_may_serve_them_stale(newsroom, anon):
+    cache_control = get(anon, "/articles/a1/").headers["Cache-Control"]
+    assert "s-maxage=" in cache_control and "stale-while-revalidate=60" in cache_control
+
+
+def test_a_purge_that_fails_never_breaks_the_write(newsroom, settings, caplog):
+    from newsroom.models import Comment
+
+    # Port 9 on loopback: nothing listens, every purge is refused at once.
+    settings.STRATA = {
+        **settings.STRATA,
+        "ACCELERATORS": ["http://127.0.0.1:9"],
+        "PURGE_SECRET": "a-secret-of-some-length",
+        "PURGE_WAIT": 0.5,
+    }
+    ann = logged_in(newsroom.ann)
+    with caplog.at_level("WARNING", logger="strata.edge"):
+        answer = ann.post("/articles/a2/", {"body": "despite Varnish"})
+    assert answer.status_code == 302
+    assert any(record.name == "strata.edge" for record in caplog.records)  # and it said so
+    assert Comment.objects.filter(body="despite Varnish").exists()
+    assert "despite Varnish" in get(Client(), "/articles/a2/").content.decode()
+
+
+def test_a_visitor_without_cookies_gets_a_whole_page_without_holes(newsroom, anon):
+    html = get(anon, "/articles/a1/").content.decode()
+    assert 'id="hello-box"' in html  # the hello box, filled in for nobody in particular
+    assert "<esi:include" not in html
+    # The form's token alone is left to the browser, which gets its cookie with it.
+    assert html.count("<strata-hole") == 1
