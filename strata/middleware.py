@@ -21,6 +21,7 @@ from .edge.headers import set_tag_headers
 from .edge.policy import apply_edge_cache_control, mark_uncacheable
 from .pages.cache import PageCache, Rendered
 from .pages.holes import has_holes
+from .pages.wsgi import LOOKUP_KEY
 from .tags.recorder import recording
 from .tags.versions import CacheUnavailable, version_store
 
@@ -55,7 +56,8 @@ class StrataMiddleware:
         if self.purges:
             purge.begin_request()
         if self.pages is not None:
-            outcome = self.pages.respond(request, self.render)
+            looked_up = request.META.pop(LOOKUP_KEY, None)  # by PageCacheApplication
+            outcome = self.pages.respond(request, self.render, looked_up)
             response, status = outcome.response, outcome.status
         else:
             rendered = self.render(request)

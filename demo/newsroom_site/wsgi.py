@@ -4,6 +4,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from strata.pages.wsgi import PageCacheApplication
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsroom_site.settings")
 
-application = get_wsgi_application()
+# Page-cache hits are answered before Django's request handling; the rest go through it.
+application = PageCacheApplication(get_wsgi_application())

@@ -110,25 +110,65 @@ class PageCache:
 
     # -- the request --------------------------------------------------------------------
 
-    def respond(self, request: HttpRequest, render: Callable[..., Rendered]) -> Outcome:
-        """Answer ``request`` from the cache, or render it once and store it."""
+    def key_for(self, request: HttpRequest) -> str:
+        """The page key of ``request``; raises :class:`NotCacheable`."""
+        return page_key(
+            request,
+            self.conf.ignored_parameters,
+            self.conf.max_query_string,
+            self.vary_on_encoding,
+        )
+
+    def fresh_hit(self, request: HttpRequest) -> tuple[str, tuple | None, dict] | None:
+        """Look ``request`` up: ``(key, entry, versions)``, or None when it cannot be cached.
+
+        Raises :class:`CacheUnavailable`. ``entry`` is a fresh, valid page only when
+        :meth:`is_fresh_hit` says so; otherwise hand the triple to :meth:`respond`.
+        """
+        if self.bypass_reason(request) is not None:
+            return None
+        try:
+            key = self.key_for(request)
+        except NotCacheable:
+            return None
+        entry, versions = self._lookup(key)
+        return key, entry, versions
+
+    def is_fresh_hit(self, entry: tuple | None, versions: dict) -> bool:
+        """True when ``entry`` is a page that may be served as it is."""
+        return (
+            entry is not None
+            and entry[0] != _PASS
+            and self._valid(entry, versions)
+            and clock() < entry[1]
+        )
+
+    def respond(
+        self,
+        request: HttpRequest,
+        render: Callable[..., Rendered],
+        looked_up: tuple[str, tuple | None, dict] | None = None,
+    ) -> Outcome:
+        """Answer ``request`` from the cache, or render it once and store it.
+
+        ``looked_up``: what :meth:`fresh_hit` found for this request already (the WSGI
+        layer looked before Django ran), so it is not read twice.
+        """
         reason = self.bypass_reason(request)
         if reason is not None:
             rendered = render(request)
             return Outcome(rendered.response, self._bypass_word(rendered, reason))
         try:
-            key = page_key(
-                request,
-                self.conf.ignored_parameters,
-                self.conf.max_query_string,
-                self.vary_on_encoding,
-            )
+            key = self.key_for(request)
         except NotCacheable as exc:
             rendered = render(request)
             return Outcome(rendered.response, self._bypass_word(rendered, str(exc)))
 
         try:
-            entry, versions = self._lookup(key)
+            if looked_up is not None and looked_up[0] == key:
+                entry, versions = looked_up[1], looked_up[2]
+            else:
+                entry, versions = self._lookup(key)
         except CacheUnavailable:
             rendered = render(request)
             return Outcome(rendered.response, self._bypass_word(rendered, "cache unavailable"))

@@ -305,21 +305,33 @@ class RedisVersionStore(VersionStore):
         import redis
 
         self._client = redis.Redis(connection_pool=self._pool)
+        self._version_keys: dict[str, str] = {}
+
+    def _version_key(self, tag: str) -> str:
+        """The Redis key of ``tag``'s version (remembered: a page reads dozens per hit)."""
+        key = self._version_keys.get(tag)
+        if key is None:
+            if len(self._version_keys) > _MAX_REMEMBERED_KEYS:
+                self._version_keys.clear()
+            key = self._version_keys[tag] = self._make_key(VERSION_PREFIX + tag)
+        return key
 
     def get_with(self, tags, extra_keys=()):
         self._available()
         tags = list(tags)
-        names = [self.key(t) for t in tags] + list(extra_keys)
+        extra_keys = list(extra_keys)
+        keys = [self._version_key(t) for t in tags]
+        keys += [self._make_key(name) for name in extra_keys]
         try:
-            raw = self._client.mget([self._make_key(name) for name in names])
+            raw = self._client.mget(keys)
         except Exception as exc:
             raise self._failed("read", exc) from exc
-        loads = self._serializer.loads
-        values = [None if item is None else loads(item) for item in raw]
+        values = [None if item is None else _redis_loads(item) for item in raw]
+        names = extra_keys
         versions = dict(zip(tags, values[: len(tags)], strict=True))
         extras = {
             name: value
-            for name, value in zip(names[len(tags) :], values[len(tags) :], strict=True)
+            for name, value in zip(names, values[len(tags) :], strict=True)
             if value is not None
         }
         return versions, extras
@@ -335,7 +347,7 @@ class RedisVersionStore(VersionStore):
                 refused = exc
                 continue
             for tag in create:
-                pipe.set(self._make_key(self.key(tag)), dumps(snapshot[tag]), nx=True)
+                pipe.set(self._version_key(tag), dumps(snapshot[tag]), nx=True)
             pipe.set(self._make_key(key), payload, ex=timeout)
         try:
             if len(pipe):
@@ -344,6 +356,24 @@ class RedisVersionStore(VersionStore):
             raise self._failed("write", exc) from exc
         if refused is not None:
             raise refused
+
+
+_MAX_REMEMBERED_KEYS = 100_000
+
+
+def _redis_loads(data: bytes):
+    """Django's ``RedisSerializer.loads`` without its exception for every pickled value.
+
+    Django stores integers as digits and everything else pickled (protocol 2 and later
+    begin with the PROTO opcode, 0x80); trying ``int()`` first costs an exception per
+    value, and a page checks dozens of versions per hit.
+    """
+    if data[:1] == b"\x80":
+        return pickle.loads(data)
+    try:
+        return int(data)
+    except ValueError:
+        return pickle.loads(data)
 
 
 def _is_django_redis(cache_alias: str) -> bool:

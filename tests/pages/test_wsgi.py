@@ -1,0 +1,111 @@
+"""Page-cache hits answered below Django's request handling (``PageCacheApplication``)."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from strata.pages.wsgi import PageCacheApplication
+
+pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+
+
+@pytest.fixture
+def app():
+    return PageCacheApplication(WSGIHandler())
+
+
+def call(application, path: str, method: str = "GET", **extra):
+    """One request through a WSGI application: (status, headers, body)."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+        **extra,
+    }
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    result = application(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        getattr(result, "close", lambda: None)()
+    return seen["status"], seen["headers"], body
+
+
+def test_a_hit_is_answered_before_django_without_the_database(newsroom, app):
+    status, headers, first = call(app, "/articles/a1/")
+    assert headers["X-Strata"] == "page-miss"
+
+    with CaptureQueriesContext(connection) as queries:
+        status, headers, body = call(app, "/articles/a1/")
+
+    assert status == "200 OK"
+    assert headers["X-Strata"] == "page-hit"
+    assert headers["X-Strata-Server"]
+    assert body == first
+    assert int(headers["Content-Length"]) == len(body)
+    assert len(queries) == 0
+
+
+def test_a_page_whose_data_changed_goes_to_django_and_is_rendered_again(newsroom, app):
+    from newsroom.models import Comment
+
+    call(app, "/articles/a1/")
+    Comment.objects.create(article=newsroom.a1, user=newsroom.ann, body="below django")
+
+    _, headers, body = call(app, "/articles/a1/")
+    assert headers["X-Strata"] == "page-miss"
+    assert b"below django" in body
+
+
+def test_head_gets_the_headers_of_the_get_and_no_body(newsroom, app):
+    _, _, page = call(app, "/articles/a1/")
+    status, headers, body = call(app, "/articles/a1/", method="HEAD")
+    assert headers["X-Strata"] == "page-hit"
+    assert body == b""
+    assert int(headers["Content-Length"]) == len(page)
+
+
+def test_posts_credentials_and_unknown_hosts_go_to_django(newsroom, app):
+    call(app, "/articles/a1/")
+    _, headers, _ = call(app, "/articles/a1/", HTTP_AUTHORIZATION="Basic YTpi")
+    assert headers["X-Strata"] == "bypass: authorization header"
+    status, _, _ = call(app, "/articles/a1/", HTTP_HOST="evil.example")
+    assert status.startswith("400")
+    status, _, _ = call(app, "/articles/a1/", method="POST", CONTENT_LENGTH="0")
+    assert status.startswith("403")  # Django's CSRF check: it ran
+
+
+def test_a_logged_in_reader_is_served_the_page_with_holes(newsroom, app):
+    from django.test import Client
+
+    reader = Client()
+    reader.force_login(newsroom.ann)
+    cookie = f"sessionid={reader.cookies['sessionid'].value}"
+    call(app, "/articles/a3/", HTTP_COOKIE=cookie)
+    _, headers, body = call(app, "/articles/a3/", HTTP_COOKIE=cookie)
+    assert headers["X-Strata"] == "page-hit"
+    assert b"<esi:include" in body
+    _, _, anonymous = call(app, "/articles/a3/")
+    assert b"<esi:include" not in anonymous  # its own page, hello box filled in
