@@ -123,7 +123,7 @@ class Client:
     def get(self, path: str, **kwargs):
         return self.request("GET", path, **kwargs)
 
-    def post_form(self, path: str, fields: dict[str, str]):
+    def post_form(self, path: str, fields: dict[str, str] | list[tuple[str, str]]):
         """POST url-encoded ``fields`` to ``path`` as a browser would (with a Referer)."""
         return self.request(
             "POST",
@@ -138,16 +138,9 @@ class Client:
     def login(self, username: str, password: str = "newsroom") -> None:
         page = self.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        answer = self.request(
-            "POST",
+        answer = self.post_form(
             "/accounts/login/",
-            body=urlencode(
-                {"username": username, "password": password, "csrfmiddlewaretoken": token}
-            ).encode(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Referer": f"http://{self.host}:{self.port}/accounts/login/",
-            },
+            {"username": username, "password": password, "csrfmiddlewaretoken": token},
         )
         assert answer.status == 302, (answer.status, answer.text[:500])
         assert "sessionid" in self.cookies
@@ -218,12 +211,4 @@ def submit_form(
         values = value if isinstance(value, list) else [value]
         fields += [(name, v) for v in values]
     fields += list((extra or {}).items())
-    return client.request(
-        "POST",
-        path,
-        body=urlencode(fields).encode(),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Referer": f"http://{client.host}:{client.port}{path}",
-        },
-    )
+    return client.post_form(path, fields)
