@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+import django
 from django.db.models import Model
 from django.db.models.expressions import Col
 from django.db.models.lookups import Exact, In
@@ -197,12 +198,19 @@ def row_pinned_tables(query, compiler, sql: str) -> tuple[tuple[str, int], ...]:
             continue
         if not _reached_by_key(alias, join, alias_map, info.pk_column):
             continue
-        if f"{compiler.quote_name_unless_alias(alias)}." in tail:
+        if f"{_quoted_alias(compiler, alias)}." in tail:
             continue
         index = _selected_column(compiler, alias, info.pk_column)
         if index is not None:
             found.append((table, index))
     return tuple(found)
+
+
+def _quoted_alias(compiler, alias: str) -> str:
+    """``alias`` as the compiler writes it in SQL (Django 6.1 quotes every alias)."""
+    if django.VERSION >= (6, 1):
+        return compiler.quote_name(alias)
+    return compiler.quote_name_unless_alias(alias)
 
 
 def _reached_by_key(alias, join, alias_map, pk_column: str) -> bool:

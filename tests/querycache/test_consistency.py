@@ -56,6 +56,6 @@ def test_every_read_sees_every_write_committed_before_it_started(backend_env):
 
 
 def test_the_checker_catches_writers_that_do_not_invalidate(backend_env):
-    code, report, output = run_checker(backend_env, "--seconds", "2", "--seed", "7", "--sabotage")
+    code, report, output = run_checker(backend_env, "--seconds", "4", "--seed", "7", "--sabotage")
     assert code == 1, output
     assert report["stale"] > 0
