@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-redis,memcached,postgres,uwsgi,demo,dev}
+EXTRAS=${EXTRAS:-redis,memcached,postgres,uwsgi,demo,chart,dev}
 PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql wrk openssl"
 
 say() { printf 'bootstrap: %s\n' "$*"; }

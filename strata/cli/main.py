@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .bench import bench
 from .up import down, status, up
 
 
@@ -17,6 +18,7 @@ def cli() -> None:
 cli.add_command(up)
 cli.add_command(down)
 cli.add_command(status)
+cli.add_command(bench)
 
 
 def main() -> None:

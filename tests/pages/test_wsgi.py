@@ -109,3 +109,22 @@ def test_a_logged_in_reader_is_served_the_page_with_holes(newsroom, app):
     assert b"<esi:include" in body
     _, _, anonymous = call(app, "/articles/a3/")
     assert b"<esi:include" not in anonymous  # its own page, hello box filled in
+
+
+def test_bench_requests_go_on_to_django_which_checks_their_secret(newsroom, settings):
+    settings.STRATA = {**settings.STRATA, "PURGE_SECRET": "a-secret-of-some-length"}
+    app = PageCacheApplication(WSGIHandler())
+    call(app, "/articles/a1/")
+    call(app, "/articles/a1/")  # cached now
+
+    _, headers, _ = call(
+        app,
+        "/articles/a1/",
+        HTTP_X_STRATA_BENCH="cold",
+        HTTP_X_STRATA_BENCH_SECRET="a-secret-of-some-length",
+    )
+    assert headers["X-Strata"] == "bypass: bench cold"
+    _, headers, _ = call(
+        app, "/articles/a1/", HTTP_X_STRATA_BENCH="cold", HTTP_X_STRATA_BENCH_SECRET="wrong"
+    )
+    assert headers["X-Strata"] == "page-hit"  # an unknown secret changes nothing
