@@ -5,7 +5,7 @@ from django.core.signals import setting_changed
 
 
 class StrataConfig(AppConfig):
-    """Registers Strata's system checks and, when configured, the query cache's hooks."""
+    """Registers Strata's system checks and, when configured, its hooks (queries, timing)."""
 
     name = "strata"
     verbose_name = "Strata"
@@ -27,6 +27,10 @@ class StrataConfig(AppConfig):
             # Store a request's cache misses in one round trip, after its response.
             request_started.connect(_defer, dispatch_uid="strata-defer-stores")
             request_finished.connect(_flush, dispatch_uid="strata-flush-stores")
+        if strata_settings().timing.enabled:
+            from .timing.monkey_patch import install as install_timing
+
+            install_timing()  # after the query cache's hooks (either order works)
 
 
 def _defer(**kwargs) -> None:

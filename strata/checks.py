@@ -21,6 +21,9 @@
 ``E021``       the page cache is on but ``StrataMiddleware`` is not first in ``MIDDLEWARE``
 ``W022``       personal holes are not routed (``strata.urls`` is not included)
 ``W023``       Django's per-site cache middleware runs beside Strata's page cache
+``E024``       ``TIMING`` is not a dict, has unknown keys, or values of the wrong type
+``W025``       ``TIMING['SERVER_TIMING']`` is ``"all"`` while accelerators are configured:
+               they would store one render's timings and show them with every hit
 =============  =====================================================================
 """
 
@@ -31,7 +34,14 @@ import re
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .conf import DEFAULTS, FRAGMENT_CACHE_DEFAULTS, PAGE_CACHE_DEFAULTS, QUERY_CACHE_DEFAULTS
+from .conf import (
+    DEFAULTS,
+    FRAGMENT_CACHE_DEFAULTS,
+    PAGE_CACHE_DEFAULTS,
+    QUERY_CACHE_DEFAULTS,
+    SERVER_TIMING_CHOICES,
+    TIMING_DEFAULTS,
+)
 
 LOCAL_BACKENDS = ("django.core.cache.backends.locmem.LocMemCache",)
 DUMMY_BACKENDS = ("django.core.cache.backends.dummy.DummyCache",)
@@ -99,6 +109,7 @@ def check_strata_setting(app_configs=None, **kwargs):
     errors += _check_page_cache(raw)
     errors += _check_fragment_cache(raw)
     errors += _check_purges(raw)
+    errors += _check_timing(raw)
     return errors
 
 
@@ -190,6 +201,64 @@ def _check_fragment_cache(raw: dict) -> list:
                 f"not {timeout!r}.",
                 hint="The default is 600.",
                 id="strata.E017",
+            )
+        )
+    return errors
+
+
+def _check_timing(raw: dict) -> list:
+    block, errors = _block_errors(raw, "TIMING", TIMING_DEFAULTS, "strata.E024")
+    if not block:
+        return errors
+    enabled = block.get("ENABLED", True)
+    if not isinstance(enabled, bool):
+        errors.append(
+            Error(
+                f"STRATA['TIMING']['ENABLED'] must be True or False, not {enabled!r}.",
+                hint="Timing is on by default; False removes its hooks and headers.",
+                id="strata.E024",
+            )
+        )
+    mode = block.get("SERVER_TIMING", TIMING_DEFAULTS["SERVER_TIMING"])
+    if mode not in SERVER_TIMING_CHOICES:
+        errors.append(
+            Error(
+                f"STRATA['TIMING']['SERVER_TIMING'] must be one of "
+                f"{', '.join(map(repr, SERVER_TIMING_CHOICES))}, not {mode!r}.",
+                hint="'personal' (the default) sends Server-Timing only on responses that no "
+                "shared cache stores; 'all' on every response; 'off' never.",
+                id="strata.E024",
+            )
+        )
+    elif mode == "all" and raw.get("ACCELERATORS"):
+        errors.append(
+            Warning(
+                "STRATA['TIMING']['SERVER_TIMING'] is 'all' and accelerators are configured: "
+                "they store the Server-Timing of the render that filled them and send it "
+                "with every hit, to everyone.",
+                hint="Use 'personal' (the default) in production; 'all' is for measuring "
+                "without an accelerator in front.",
+                id="strata.W025",
+            )
+        )
+    interval = block.get("FLUSH_INTERVAL", TIMING_DEFAULTS["FLUSH_INTERVAL"])
+    if not _is_number(interval, 0):
+        errors.append(
+            Error(
+                f"STRATA['TIMING']['FLUSH_INTERVAL'] must be a number of seconds >= 0, "
+                f"not {interval!r}.",
+                hint="The default is 5: each process writes its figures at most every 5 s.",
+                id="strata.E024",
+            )
+        )
+    slow = block.get("SLOW_QUERIES", TIMING_DEFAULTS["SLOW_QUERIES"])
+    if not _is_int(slow, 0) or slow > 20:
+        errors.append(
+            Error(
+                f"STRATA['TIMING']['SLOW_QUERIES'] must be a whole number from 0 to 20, "
+                f"not {slow!r}.",
+                hint="The default is 3 (statements kept per request and per view).",
+                id="strata.E024",
             )
         )
     return errors

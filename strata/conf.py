@@ -16,11 +16,15 @@ key                       default          meaning
                                            (``ENABLED``, ``TIMEOUT`` = ``600``)
 ``ACCELERATORS``          ``[]``           base URLs of the Varnish nodes to purge after
                                            commit (``http://10.0.0.5:6081``)
-``PURGE_SECRET``          ``""``           sent as ``X-Purge-Secret`` with every purge
+``PURGE_SECRET``          ``""``           sent as ``X-Purge-Secret`` with every purge; also
+                                           what ``X-Strata-Bench-Secret`` must match
+                                           (bench mode, :mod:`strata.timing`)
 ``PURGE_DELAY``           ``2.0``          seconds before each tag is purged a second time
 ``PURGE_WAIT``            ``1.0``          seconds a request that wrote waits for its first
                                            purge before its response goes out
 ``TAGS_HEADER_LIMIT``     ``7000``         bytes of ``xkey``; longer tag lists are coarsened
+``TIMING``                absent (on)      time every request (``strata.timing``); a dict
+                                           changes the defaults (below)
 ========================  ===============  ===================================================
 
 ``QUERY_CACHE`` keys:
@@ -54,6 +58,21 @@ key                       default          meaning
 ``LOCK_TIMEOUT``            ``10``                             seconds a render holds its key
 ``LOCK_WAIT``               ``5.0``                            seconds others wait for it
 ==========================  =================================  ===============================
+
+``TIMING`` keys (on unless ``ENABLED`` is ``False``; see :mod:`strata.timing`):
+
+==========================  =================================  ===============================
+``ENABLED``                 ``True``                           hooks into the database, cache
+                                                               and templates, per-view figures
+``SERVER_TIMING``           ``"personal"``                     who gets a ``Server-Timing``
+                                                               header: ``"personal"`` (private
+                                                               or no-store responses only),
+                                                               ``"all"``, or ``"off"``
+``FLUSH_INTERVAL``          ``5``                              seconds between writes of this
+                                                               process's per-view figures
+``SLOW_QUERIES``            ``3``                              slowest statements kept per
+                                                               request and per view
+==========================  =================================  ===============================
 """
 
 from __future__ import annotations
@@ -75,6 +94,9 @@ __all__ = [
     "FRAGMENT_CACHE_DEFAULTS",
     "PageCacheSettings",
     "FragmentCacheSettings",
+    "TIMING_DEFAULTS",
+    "SERVER_TIMING_CHOICES",
+    "TimingSettings",
 ]
 
 DEFAULTS = {
@@ -91,6 +113,7 @@ DEFAULTS = {
     "PURGE_DELAY": 2.0,
     "PURGE_WAIT": 1.0,
     "TAGS_HEADER_LIMIT": 7000,
+    "TIMING": None,
 }
 
 QUERY_CACHE_DEFAULTS = {
@@ -126,6 +149,15 @@ PAGE_CACHE_DEFAULTS = {
 }
 
 FRAGMENT_CACHE_DEFAULTS = {"ENABLED": True, "TIMEOUT": 600}
+
+TIMING_DEFAULTS = {
+    "ENABLED": True,
+    "SERVER_TIMING": "personal",
+    "FLUSH_INTERVAL": 5,
+    "SLOW_QUERIES": 3,
+}
+
+SERVER_TIMING_CHOICES = ("personal", "all", "off")
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,16 @@ class FragmentCacheSettings:
 
 
 @dataclass(frozen=True)
+class TimingSettings:
+    """The validated ``STRATA['TIMING']`` block."""
+
+    enabled: bool
+    server_timing: str
+    flush_interval: float
+    slow_queries: int
+
+
+@dataclass(frozen=True)
 class StrataSettings:
     """The validated values of the ``STRATA`` setting."""
 
@@ -180,6 +222,7 @@ class StrataSettings:
     purge_delay: float
     purge_wait: float
     tags_header_limit: int
+    timing: TimingSettings
 
     @property
     def tracks_reads(self) -> bool:
@@ -226,6 +269,7 @@ def strata_settings() -> StrataSettings:
         purge_delay=float(raw["PURGE_DELAY"]),
         purge_wait=float(raw["PURGE_WAIT"]),
         tags_header_limit=int(raw["TAGS_HEADER_LIMIT"]),
+        timing=_timing(raw["TIMING"]),
     )
 
 
@@ -249,4 +293,23 @@ def _fragment_cache(block) -> FragmentCacheSettings:
     return FragmentCacheSettings(
         enabled=isinstance(block, dict) and bool(fragment["ENABLED"]),
         timeout=int(fragment["TIMEOUT"]),
+    )
+
+
+def _timing(block) -> TimingSettings:
+    # Unlike the caches, timing is on when the block is absent: it costs microseconds
+    # and it is how a site sees where its time goes.
+    # A wrong value falls back to its default here; strata.E024 names it.
+    timing = {**TIMING_DEFAULTS, **(block if isinstance(block, dict) else {})}
+    mode = timing["SERVER_TIMING"]
+    try:
+        interval = max(0.0, float(timing["FLUSH_INTERVAL"]))
+    except (TypeError, ValueError):
+        interval = float(TIMING_DEFAULTS["FLUSH_INTERVAL"])
+    slow = timing["SLOW_QUERIES"]
+    return TimingSettings(
+        enabled=(block is None or isinstance(block, dict)) and bool(timing["ENABLED"]),
+        server_timing=mode if mode in SERVER_TIMING_CHOICES else "personal",
+        flush_interval=interval,
+        slow_queries=min(slow, 20) if isinstance(slow, int) and slow >= 0 else 3,
     )

@@ -4,15 +4,20 @@ It answers the load balancer's health probe before any other middleware runs, se
 whole pages from the page cache when ``STRATA['PAGE_CACHE']`` is on (a hit returns before
 any other middleware runs), records the tags of everything the view read, marks each
 response shared or personal for the accelerator (``Cache-Control``, ``xkey``,
-``X-Strata``), names the app server process that answered (``X-Strata-Server``), and
-holds a response that wrote until its first accelerator purge went out.
+``X-Strata``), names the app server process that answered (``X-Strata-Server``),
+holds a response that wrote until its first accelerator purge went out, and times the
+request (``Server-Timing``, per-view figures, bench mode: :mod:`strata.timing`).
+
+Page-cache hits answered by :class:`strata.pages.wsgi.PageCacheApplication` never reach
+this middleware, and are not timed.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
 from .conf import strata_settings
@@ -22,8 +27,12 @@ from .edge.policy import apply_edge_cache_control, mark_uncacheable
 from .pages.cache import PageCache, Rendered
 from .pages.holes import has_holes
 from .pages.wsgi import LOOKUP_KEY
+from .querycache.control import caching_disabled
 from .tags.recorder import recording
 from .tags.versions import CacheUnavailable, version_store
+from .timing import aggregates, collector
+from .timing import monkey_patch as timing_hooks
+from .timing.headers import add_bench_headers, add_server_timing, bench_mode, wants_server_timing
 
 __all__ = ["StrataMiddleware"]
 
@@ -46,6 +55,12 @@ class StrataMiddleware:
         )
         # Read per process, after the app server forked its workers.
         self.server_header = f"{conf.server_name} pid={os.getpid()}"
+        self.timing_on = conf.timing.enabled
+        self.server_timing = conf.timing.server_timing
+        self.slow_queries = conf.timing.slow_queries
+        self.bench_secret = conf.purge_secret.encode("utf-8", "surrogatepass")
+        if self.timing_on:
+            timing_hooks.install()  # done at start-up; this adds caches configured since
 
     def __call__(self, request: HttpRequest):
         if request.path_info == self.health_path:
@@ -53,9 +68,53 @@ class StrataMiddleware:
             response["Cache-Control"] = "no-store"
             response["X-Strata-Server"] = self.server_header
             return response
+        bench = bench_mode(request.META, self.bench_secret) if self.bench_secret else None
+        if bench is None:
+            if not self.timing_on:
+                return self.respond(request)[0]
+            slow_queries = self.slow_queries
+        else:
+            if not timing_hooks.is_installed():
+                timing_hooks.install()  # TIMING is off, but a bench run wants the sections
+            slow_queries = max(self.slow_queries, 3)
+        timing, token = collector.start(slow_queries)
+        try:
+            response, status = self.respond(request, bench)
+        finally:
+            collector.stop(token)
+        if bench is not None:
+            kind = f"bench-{bench}"
+        elif status == "page-hit" or status == "page-stale":
+            kind = "page-hit"
+        else:
+            kind = "rendered"
+        view = aggregates.view_of(request, served_from_cache=kind == "page-hit")
+        if bench is not None:
+            add_bench_headers(response, timing, view)
+            add_server_timing(response, timing)
+        elif wants_server_timing(self.server_timing, response):
+            add_server_timing(response, timing)
+        if self.timing_on:
+            aggregates.record(view, kind, timing, self.slow_queries)
+        return response
+
+    def respond(
+        self, request: HttpRequest, bench: str | None = None
+    ) -> tuple[HttpResponseBase, str | None]:
+        """The response and its ``X-Strata`` word: from the page cache, or rendered.
+
+        ``bench`` (``"warm"``/``"cold"``): render without the page cache; ``"cold"`` with
+        every Strata cache off (see :mod:`strata.timing`, bench mode).
+        """
         if self.purges:
             purge.begin_request()
-        if self.pages is not None:
+        if bench is not None:
+            request.META.pop(LOOKUP_KEY, None)  # the page cache is not used at all
+            with caching_disabled() if bench == "cold" else nullcontext():
+                rendered = self.render(request)
+            response = rendered.response
+            status = f"bypass: bench {bench}"
+        elif self.pages is not None:
             looked_up = request.META.pop(LOOKUP_KEY, None)  # by PageCacheApplication
             outcome = self.pages.respond(request, self.render, looked_up)
             response, status = outcome.response, outcome.status
@@ -72,7 +131,7 @@ class StrataMiddleware:
             # request, from anyone, sees the change (bounded by PURGE_WAIT).
             purge.wait_for_tickets(self.conf.purge_wait)
         response["X-Strata-Server"] = self.server_header
-        return response
+        return response, status
 
     def render(self, request: HttpRequest, seed: dict[str, str] | None = None) -> Rendered:
         """Run the view under a recorder and decide whether its response is shared."""

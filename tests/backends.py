@@ -30,7 +30,13 @@ from strata.stack.redis import Redis
 from .stackutil import free_base_port
 
 BACKENDS = ("postgres-redis", "postgres-memcached", "sqlite-file")
-TESTS = ["tests/querycache", "tests/test_versions.py", "tests/pages", "tests/fragments"]
+TESTS = [
+    "tests/querycache",
+    "tests/test_versions.py",
+    "tests/pages",
+    "tests/fragments",
+    "tests/timing",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 

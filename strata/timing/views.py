@@ -1,0 +1,140 @@
+"""A small status page: where each view's time goes, from every live process.
+
+``path("-/", include("strata.urls"))`` serves it at ``/-/timing/``: JSON by default,
+a plain HTML table with ``?format=html``. It shows each view's requests, mean and
+bucket-bound p50/p99, and the shares of db, cache, template and app — with the
+components above the seed's 30% rule marked — plus the slowest statements.
+
+Only for the people who run the site: a request from an address in ``INTERNAL_IPS`` or
+a loopback address, or a logged-in staff user. Behind a proxy every request comes from
+the proxy's (often loopback) address, so a request carrying ``X-Forwarded-For`` is
+local only if every address in it is; one carrying ``Forwarded`` never is. The answer
+is never stored anywhere (``private, no-store``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_cache_control
+from django.utils.html import escape
+
+from . import aggregates
+
+__all__ = ["status", "may_see", "report"]
+
+log = logging.getLogger("strata.timing")
+
+
+def _is_internal(address: str) -> bool:
+    if address in getattr(settings, "INTERNAL_IPS", ()):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def may_see(request: HttpRequest) -> bool:
+    """True for a request from an internal address or from a staff user."""
+    meta = request.META
+    addresses = [meta.get("REMOTE_ADDR", "")]
+    addresses += [a.strip() for a in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+    if "HTTP_FORWARDED" not in meta and all(_is_internal(a) for a in addresses):
+        return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_staff)
+
+
+def report() -> dict:
+    """Every live process's figures, with one summarized row per view and kind."""
+    aggregates.flush(force=True)  # this process's latest requests too
+    merged = aggregates.read_all()
+    rows = []
+    for view, kinds in merged["views"].items():
+        for kind, entry in kinds.items():
+            rows.append({"view": view, "kind": kind, **aggregates.summarize(entry)})
+    rows.sort(key=lambda row: row["mean_ms"] * row["count"], reverse=True)
+    return {
+        "generated": time.time(),
+        "processes": merged["processes"],
+        "buckets_ms": merged["buckets_ms"],
+        "views": rows,
+        "raw": merged["views"],
+    }
+
+
+def _refused() -> HttpResponse:
+    response = HttpResponse(b"Forbidden.\n", status=403, content_type="text/plain")
+    patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+def _percent(share: float, flagged: bool) -> str:
+    text = f"{share * 100:.0f}%"
+    return f"<strong>{text}</strong>" if flagged else text
+
+
+def _ms(value: float | None) -> str:
+    return "&gt; 5000" if value is None else f"{value:g}"
+
+
+def _html(data: dict) -> str:
+    head = (
+        "<tr><th>view</th><th>kind</th><th>requests</th><th>mean ms</th><th>p50 ≤</th>"
+        "<th>p99 ≤</th><th>db</th><th>cache</th><th>template</th><th>app</th>"
+        "<th>queries</th><th>cache calls</th><th>slowest statement</th></tr>"
+    )
+    rows = []
+    for row in data["views"]:
+        shares, over = row["shares"], row["over_30"]
+        slowest = row["slowest"][0] if row["slowest"] else None
+        rows.append(
+            "<tr>"
+            f"<td>{escape(row['view'])}</td><td>{escape(row['kind'])}</td>"
+            f"<td>{row['count']}</td><td>{row['mean_ms']:.2f}</td>"
+            f"<td>{_ms(row['p50_ms'])}</td><td>{_ms(row['p99_ms'])}</td>"
+            + "".join(
+                f"<td>{_percent(shares[name], name in over)}</td>"
+                for name in ("db", "cache", "template", "app")
+            )
+            + f"<td>{row['queries_per_request']:.1f}</td>"
+            f"<td>{row['cache_calls_per_request']:.1f}</td>"
+            + (
+                f"<td>{slowest['ms']:.2f} ms: <code>{escape(slowest['sql'])}</code></td>"
+                if slowest
+                else "<td></td>"
+            )
+            + "</tr>"
+        )
+    processes = len(data["processes"])
+    return (
+        "<!doctype html><meta charset=utf-8><title>Strata timing</title>"
+        "<style>td,th{padding:2px 8px;text-align:right}td:first-child,td:last-child"
+        "{text-align:left}</style>"
+        f"<h1>Where the time goes</h1><p>{processes} live process(es); shares above "
+        "30% in bold (no component should take more than about 30% of a request).</p>"
+        f"<table>{head}{''.join(rows)}</table>"
+    )
+
+
+def status(request: HttpRequest) -> HttpResponse:
+    """The timing figures as JSON (``?format=html``: a table), for internal requests only."""
+    if not may_see(request):
+        return _refused()
+    try:
+        data = report()
+    except Exception as exc:  # the cache server is down: say so, do not fail
+        log.warning("strata: timing figures unavailable (%s)", exc)
+        response = JsonResponse({"error": f"figures unavailable: {exc}"}, status=503)
+    else:
+        if request.GET.get("format") == "html":
+            response = HttpResponse(_html(data))
+        else:
+            response = JsonResponse(data, json_dumps_params={"indent": 2})
+    patch_cache_control(response, private=True, no_store=True)
+    return response
