@@ -75,6 +75,45 @@ def _lua_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _header_lines(headers: dict[str, str] | None) -> str:
+    """Lua lines that give every request ``headers``."""
+    return "\n".join(
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
+    )
+
+
+def _argv(url: str, script: Path, seconds: int, connections: int, threads: int, timeout_s: int):
+    """wrk's command line (its durations are whole seconds, at least one)."""
+    return [
+        "wrk",
+        f"-t{max(1, min(threads, connections))}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        f"--timeout={timeout_s}s",
+        "-s",
+        str(script),
+        url,
+    ]
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, int(-(-seconds // 1)))
+
+
+def _result(data: dict, **extra) -> WrkResult:
+    """A :class:`WrkResult` from the JSON line the Lua reporters print."""
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        errors=sum(data[k] for k in ("connect", "read", "write", "status", "timeout")),
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        **extra,
+    )
+
+
 def run_wrk(
     url: str,
     *,
@@ -84,25 +123,14 @@ def run_wrk(
     headers: dict[str, str] | None = None,
     timeout_s: int = 5,
 ) -> WrkResult:
-    """Drive ``url`` for ``seconds`` (bounded) and return the parsed results."""
-    lines = [
-        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
-    ]
-    threads = max(1, min(threads, connections))
+    """Drive ``url`` for ``seconds`` (bounded, rounded up to whole seconds) and return the
+    parsed results."""
+    seconds = _whole_seconds(seconds)
     with tempfile.TemporaryDirectory(prefix="strata-wrk-") as scratch:
         script = Path(scratch) / "report.lua"
-        script.write_text(_LUA.format(headers="\n".join(lines)))
+        script.write_text(_LUA.format(headers=_header_lines(headers)))
         out = subprocess.run(
-            [
-                "wrk",
-                f"-t{threads}",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                f"--timeout={timeout_s}s",
-                "-s",
-                str(script),
-                url,
-            ],
+            _argv(url, script, seconds, connections, threads, timeout_s),
             capture_output=True,
             text=True,
             timeout=seconds + 60,
@@ -110,17 +138,7 @@ def run_wrk(
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("JSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed: {out.stderr.strip() or out.stdout.strip()}")
-    data = json.loads(line[5:])
-    errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
-    return WrkResult(
-        requests=data["requests"],
-        seconds=data["duration_us"] / 1e6,
-        errors=errors,
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
-    )
+    return _result(json.loads(line[5:]))
 
 
 # Every thread counts in its own Lua state; done() (in the main state) adds them up
@@ -208,44 +226,24 @@ def run_wrk_checked(
     Ctrl-C does, and the result covers the time it ran (``interrupted`` is set); wrk runs
     in a session of its own, so only this function decides when it stops.
     """
-    lines = [
-        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
-    ]
-    seconds = max(1, int(-(-seconds // 1)))
-    threads = max(1, min(threads, connections))
+    seconds = _whole_seconds(seconds)
     with tempfile.TemporaryDirectory(prefix="strata-wrk-") as scratch:
         script = Path(scratch) / "checked.lua"
         script.write_text(
             _CHECKED_LUA.format(
-                headers="\n".join(lines),
+                headers=_header_lines(headers),
                 proof_name=_lua_string(header.lower()),
                 proof_value=_lua_string(value),
             )
         )
-        argv = [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            f"--timeout={timeout_s}s",
-            "-s",
-            str(script),
-            url,
-        ]
+        argv = _argv(url, script, seconds, connections, threads, timeout_s)
         stdout, stderr, code, interrupted = _run_until_done(argv, seconds + timeout_s + 30, tick)
     line = next((ln for ln in stdout.splitlines() if ln.startswith("JSON ")), None)
     if line is None or (code != 0 and not interrupted):
         raise RuntimeError(f"wrk failed: {stderr.strip() or stdout.strip() or f'status {code}'}")
     data = json.loads(line[5:])
-    errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
-    return WrkResult(
-        requests=data["requests"],
-        seconds=data["duration_us"] / 1e6,
-        errors=errors,
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
+    return _result(
+        data,
         answered=data["answered"],
         others={(k[1:] if k.startswith("=") else None): v for k, v in data["others"].items()},
         interrupted=interrupted,
