@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-redis,memcached,postgres,uwsgi,demo,chart,dev}
-PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql wrk openssl"
+EXTRAS=${EXTRAS:-redis,memcached,postgres,uwsgi,demo,chart,browser,dev}
+PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql wrk openssl chromium"
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 

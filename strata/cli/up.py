@@ -236,14 +236,20 @@ def up(
 
 
 def _supervise(stack: Stack) -> None:
-    """Keep the stack running: restart a program that died, with backoff."""
+    """Keep the stack running: restart a program that died, with backoff.
+
+    A program whose hold file exists (``RUN/hold/<name>``, written by ``strata check``'s
+    fault drills) is left stopped until the file goes away.
+    """
     backoff: dict[str, float] = {}
     next_try: dict[str, float] = {}
     while True:
-        time.sleep(0.5)
+        time.sleep(0.2)
         for program in stack.programs:
             now = time.monotonic()
             if program.running() or now < next_try.get(program.name, 0):
+                continue
+            if stack.hold_path(program).exists():
                 continue
             code = program.process.returncode if program.process else None
             console.print(

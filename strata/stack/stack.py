@@ -446,6 +446,24 @@ class Stack:
             )
         return rows
 
+    def hold_path(self, program: Program) -> Path:
+        """While this file exists, a supervisor leaves ``program`` stopped (fault drills)."""
+        return self.run_dir / "hold" / program.name
+
+    @staticmethod
+    def _program_state(program: Program) -> dict:
+        state = {
+            "layer": program.layer,
+            "implementation": program.implementation,
+            "host": program.host,
+            "port": program.port,
+            "pid": program.pid,
+        }
+        work_dir = getattr(program, "work_dir", None)
+        if work_dir is not None:
+            state["work_dir"] = str(work_dir)
+        return state
+
     def write_state(self) -> None:
         """Record what runs where, for ``strata status`` and ``strata down``."""
         state = {
@@ -453,5 +471,8 @@ class Stack:
             "url": self.url,
             "tls_url": self.tls_url,
             "rows": [row.__dict__ for row in self.status_rows()],
+            "programs": {p.name: self._program_state(p) for p in self.programs},
+            "cache_url": self.config.project.env.get("CACHE_URL", ""),
+            "database_url": self.config.project.env.get("DATABASE_URL", ""),
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
