@@ -55,6 +55,9 @@ def database(default: str, var: str = "DATABASE_URL", conn_max_age: int = 60) ->
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"{var}={url!r} is not a database URL: {exc}") from exc
+    if "postgresql" in config["ENGINE"]:
+        # A database host that does not answer must fail a request, not hang it.
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     if config["ENGINE"].endswith("sqlite3"):
         # SQLite connections are cheap; keeping them open across threads gains nothing.
         config["CONN_MAX_AGE"] = 0

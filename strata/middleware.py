@@ -33,6 +33,7 @@ from .tags.versions import CacheUnavailable, version_store
 from .timing import aggregates, collector
 from .timing import monkey_patch as timing_hooks
 from .timing.headers import add_bench_headers, add_server_timing, bench_mode, wants_server_timing
+from .unavailable import database_unavailable, is_database_unavailable
 
 __all__ = ["StrataMiddleware"]
 
@@ -132,6 +133,12 @@ class StrataMiddleware:
             purge.wait_for_tickets(self.conf.purge_wait)
         response["X-Strata-Server"] = self.server_header
         return response, status
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        """The database is down: a clear 503 page instead of a server error."""
+        if is_database_unavailable(exception):
+            return database_unavailable(request, exception)
+        return None
 
     def render(self, request: HttpRequest, seed: dict[str, str] | None = None) -> Rendered:
         """Run the view under a recorder and decide whether its response is shared."""

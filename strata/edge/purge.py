@@ -58,12 +58,18 @@ log = logging.getLogger("strata.edge")
 # of it leaves room for the other headers and for nodes configured tighter.
 MAX_KEY_BYTES = 4000
 
-# The first retry of a failed node waits this long; each further one twice as long.
+# The first retry of a failed node waits this long; each further one twice as long,
+# up to MAX_BACKOFF once the quick retries are spent.
 FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 5.0
 
 # How long the interpreter's exit waits for queued first purges (a management command
 # that wrote must not leave its purges behind, nor hang on a dead node).
 EXIT_TIMEOUT = 5.0
+
+# Seconds an accelerator may serve an expired page while it refetches it (req.grace in
+# the VCL when the app servers are healthy).
+EDGE_GRACE = 10
 
 _PURGED = re.compile(r"urged (\d+)")
 
@@ -134,6 +140,7 @@ class _Job:
     soft: frozenset[str]
     first: bool  # a batch's first purge: its success schedules the second one
     attempt: int = 0
+    since: float = field(default_factory=time.monotonic)  # when the tags changed
     batch: _Batch | None = field(default=None, repr=False)
 
 
@@ -174,6 +181,17 @@ def _describe(keys: frozenset[str]) -> str:
     return ", ".join(shown) + more
 
 
+_STAT_NAMES = (
+    "requests",
+    "purged",
+    "failures",
+    "refused",
+    "retries",
+    "given_up",
+    "objects",
+    "second_purges",
+)
+
 _purgers: weakref.WeakSet[Purger] = weakref.WeakSet()
 
 
@@ -187,12 +205,19 @@ class Purger:
         delay: float,
         retries: int = 5,
         timeout: float = 2.0,
+        keep_trying: float = 0.0,
     ):
         self.nodes: tuple[_Node, ...] = tuple(_parse_node(url) for url in nodes)
         self.secret = secret
         self.delay = delay
         self.retries = retries
         self.timeout = timeout
+        #: After ``retries`` quick retries, a node that stays unreachable is tried every
+        #: ``MAX_BACKOFF`` seconds until this many seconds after the write: by then every
+        #: page it could hold under those tags has expired, so the purge is moot.
+        self.keep_trying = keep_trying
+        #: When the last purge failed, where and why (None: none has failed).
+        self.last_failure: dict | None = None
         #: ``requests`` sent, ``purged`` (answered 200), ``failures`` (no answer or not
         #: 200), ``refused`` (4xx, not retried), ``retries``, ``given_up``, ``objects``
         #: (as the nodes reported), ``second_purges`` (second purges that succeeded).
@@ -246,6 +271,16 @@ class Purger:
             log.error("strata: purge of %s not sent: %s", _describe(keys), problem)
             ticket._resolve(False)
         return ticket
+
+    def status(self) -> dict:
+        """Counters, purges waiting for a retry, and the last failure (for status pages)."""
+        timers = list(self._timers)  # a copy: the worker thread owns the heap
+        return {
+            "nodes": [node.url for node in self.nodes],
+            **{name: self.stats[name] for name in _STAT_NAMES},
+            "waiting_retry": sum(1 for _, _, job in timers if job.attempt > 0),
+            "last_failure": self.last_failure,
+        }
 
     def _ensure_worker(self) -> str | None:
         if self._thread is not None and self._thread.is_alive():
@@ -349,19 +384,25 @@ class Purger:
             elif not job.first:
                 self.stats["second_purges"] += 1
             return
-        if result is _Result.TRANSIENT and not final and job.attempt < self.retries:
-            backoff = FIRST_BACKOFF * 2**job.attempt
+        self.last_failure = {"time": time.time(), "node": node, "reason": reason}
+        quick = job.attempt < self.retries
+        if (
+            result is _Result.TRANSIENT
+            and not final
+            and (quick or time.monotonic() - job.since < self.keep_trying)
+        ):
+            backoff = min(FIRST_BACKOFF * 2**job.attempt, MAX_BACKOFF)
             self.stats["retries"] += 1
-            log.warning(
-                "strata: %s of %s on %s failed (%s); retry %d of %d in %.1f s",
-                what,
-                _describe(keys),
-                node,
-                reason,
-                job.attempt + 1,
-                self.retries,
-                backoff,
-            )
+            if quick or job.attempt % 12 == 0:  # about once a minute after the quick ones
+                log.warning(
+                    "strata: %s of %s on %s failed (%s); retry %d in %.1f s",
+                    what,
+                    _describe(keys),
+                    node,
+                    reason,
+                    job.attempt + 1,
+                    backoff,
+                )
             self._schedule(backoff, replace(job, attempt=job.attempt + 1, batch=None))
             return
         self.stats["given_up"] += 1
@@ -463,7 +504,7 @@ def purger() -> Purger | None:
     conf = strata_settings()
     if not conf.accelerators:
         return None
-    key = (conf.accelerators, conf.purge_secret, conf.purge_delay)
+    key = (conf.accelerators, conf.purge_secret, conf.purge_delay, conf.edge_ttl)
     cached = _cached
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -471,7 +512,14 @@ def purger() -> Purger | None:
         cached = _cached
         if cached is not None and cached[0] == key:
             return cached[1]
-        fresh = Purger(conf.accelerators, conf.purge_secret, conf.purge_delay)
+        # Retry a node until every page it may hold under the tags has expired: the
+        # shared TTL, plus the grace Varnish serves an expired page in while it refreshes.
+        fresh = Purger(
+            conf.accelerators,
+            conf.purge_secret,
+            conf.purge_delay,
+            keep_trying=conf.edge_ttl + EDGE_GRACE,
+        )
         _cached = (key, fresh)
     if cached is not None:
         cached[1].close(timeout=0)  # the settings changed: it flushes in the background

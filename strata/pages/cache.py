@@ -182,7 +182,12 @@ class PageCache:
             # Expired but valid: one request refreshes it, the others get it meanwhile.
             if not self._lock(key):
                 return Outcome(self._response(request, entry), "page-stale")
-            return self._render_and_store(request, render, key, versions, locked=True)
+            outcome = self._render_and_store(request, render, key, versions, locked=True)
+            if outcome.response.status_code >= 500:
+                # Stale-if-error (RFC 5861): the copy is valid, only old; the database
+                # or the view failing now is no reason to show an error page instead.
+                return Outcome(self._response(request, entry), "page-stale")
+            return outcome
 
         if not self._lock(key):
             waited = self._wait_for(key)
@@ -282,6 +287,10 @@ class PageCache:
 
     def _store(self, request: HttpRequest, rendered: Rendered, key: str) -> Outcome:
         response, recorder = rendered.response, rendered.recorder
+        if response.status_code >= 500:
+            # An error says nothing about the page: store neither it nor a "pass" marker
+            # (which would also replace a stale copy still worth serving).
+            return Outcome(response, f"bypass: status {response.status_code}")
         if rendered.personal is not None:
             self._store_pass(key, rendered.personal)
             return Outcome(response, self._miss_word(rendered))

@@ -63,6 +63,7 @@ class Varnish(Program):
         csrf_cookie: str = "csrftoken",
         memory: str = "256m",
         grace: str = "1h",
+        refresh_grace: str = "10s",
         hole_prefix: str = "/-/hole/",
     ):
         super().__init__(name, run_dir, host, port)
@@ -83,6 +84,7 @@ class Varnish(Program):
         self.csrf_cookie = csrf_cookie
         self.memory = memory
         self.grace = grace
+        self.refresh_grace = refresh_grace
         self.hole_prefix = hole_prefix
         self.vcl_path = run_dir / "config" / f"{name}.vcl"
         self.work_dir = run_dir / name
@@ -107,6 +109,7 @@ class Varnish(Program):
             session_cookie=self.session_cookie,
             csrf_cookie=self.csrf_cookie,
             grace=self.grace,
+            refresh_grace=self.refresh_grace,
             hole_prefix=re.escape(self.hole_prefix),
             esi=True,
         )

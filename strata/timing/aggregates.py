@@ -246,7 +246,29 @@ def local() -> dict:
         "started": figures.started,
         "flushed": time.time(),
         "views": views,
+        "purges": _purge_status(),
     }
+
+
+def _purge_status() -> dict | None:
+    from ..edge.purge import purger
+
+    running = purger()
+    return running.status() if running is not None else None
+
+
+def merge_purges(into: dict, status: dict) -> dict:
+    """Add one process's purge counters to ``into``; keep the latest failure."""
+    for name, value in status.items():
+        if isinstance(value, int):
+            into[name] = into.get(name, 0) + value
+    failure = status.get("last_failure")
+    latest = into.get("last_failure")
+    if failure and (not latest or failure["time"] > latest["time"]):
+        into["last_failure"] = failure
+    into.setdefault("last_failure", None)
+    into["nodes"] = status.get("nodes", into.get("nodes", []))
+    return into
 
 
 def flush_if_due() -> None:
@@ -315,7 +337,8 @@ def read_all() -> dict:
     ``{"processes": [{"key", "server", "pid", "started", "flushed"}...],
     "buckets_ms": [...], "views": {view: {kind: {"count", "total_ms", "db_ms",
     "cache_ms", "template_ms", "app_ms", "queries", "cache_calls", "histogram",
-    "slowest": [{"ms", "sql"}]}}}}``. Figures are sums since each process started, as of
+    "slowest": [{"ms", "sql"}]}}}, "purges": {counters summed, "waiting_retry",
+    "last_failure": {"time", "node", "reason"} | None} | None}``. Figures are sums since each process started, as of
     its last write. Raises what the cache raises when it is unavailable.
     """
     conf = strata_settings()
@@ -330,16 +353,24 @@ def read_all() -> dict:
         cache.set(REGISTRY_KEY, live, _REGISTRY_TTL)
     processes = []
     views: dict[str, dict] = {}
+    purges: dict | None = None
     for key in sorted(found):
         payload = found[key]
         if not isinstance(payload, dict):
             continue
+        if payload.get("purges"):
+            purges = merge_purges(purges or {}, payload["purges"])
         processes.append({name: payload.get(name) for name in ("key", "server", "pid")})
         processes[-1].update(started=payload.get("started"), flushed=payload.get("flushed"))
         for view, kinds in payload.get("views", {}).items():
             for kind, entry in kinds.items():
                 merge(views.setdefault(view, {}).setdefault(kind, {}), entry, keep)
-    return {"processes": processes, "buckets_ms": list(BUCKETS_MS), "views": views}
+    return {
+        "processes": processes,
+        "buckets_ms": list(BUCKETS_MS),
+        "views": views,
+        "purges": purges,
+    }
 
 
 def _percentile(histogram: list[int], count: int, fraction: float) -> float | None:

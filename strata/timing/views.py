@@ -64,6 +64,7 @@ def report() -> dict:
         "processes": merged["processes"],
         "buckets_ms": merged["buckets_ms"],
         "views": rows,
+        "purges": merged["purges"],
         "raw": merged["views"],
     }
 
@@ -112,13 +113,29 @@ def _html(data: dict) -> str:
             + "</tr>"
         )
     processes = len(data["processes"])
+    purges = data.get("purges")
+    if purges:
+        failure = purges.get("last_failure")
+        last = (
+            f"; last failure {time.strftime('%H:%M:%S', time.localtime(failure['time']))} "
+            f"on {escape(failure['node'])}: {escape(failure['reason'])}"
+            if failure
+            else ""
+        )
+        purge_line = (
+            f"<p>Purges: {purges.get('requests', 0)} sent, {purges.get('failures', 0)} "
+            f"failed, {purges.get('waiting_retry', 0)} waiting for a retry, "
+            f"{purges.get('given_up', 0)} given up{last}.</p>"
+        )
+    else:
+        purge_line = "<p>Purges: no accelerator is configured.</p>"
     return (
         "<!doctype html><meta charset=utf-8><title>Strata timing</title>"
         "<style>td,th{padding:2px 8px;text-align:right}td:first-child,td:last-child"
         "{text-align:left}</style>"
         f"<h1>Where the time goes</h1><p>{processes} live process(es); shares above "
         "30% in bold (no component should take more than about 30% of a request).</p>"
-        f"<table>{head}{''.join(rows)}</table>"
+        f"{purge_line}<table>{head}{''.join(rows)}</table>"
     )
 
 
