@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from strata.conf import strata_settings
 from strata.pages import cache as page_cache
 from strata.pages.keys import page_key
+from strata.querycache.control import caching_disabled
 from strata.tags.versions import VERSION_PREFIX
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
@@ -279,3 +280,67 @@ def test_a_visitor_without_cookies_gets_a_whole_page_without_holes(newsroom, ano
     assert "<esi:include" not in html
     # The form's token alone is left to the browser, which gets its cookie with it.
     assert html.count("<strata-hole") == 1
+
+
+@pytest.fixture
+def database_down(newsroom):
+    """``database_down()``: every new query fails as when PostgreSQL is not answering.
+
+    The database is back when the test ends (before the newsroom is cleaned up), or
+    when the test calls ``database_down.back()``.
+    """
+    from django.db import OperationalError
+
+    patch = pytest.MonkeyPatch()
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused (the test stopped the database)")
+
+    def stop():
+        patch.setattr(connection, "cursor", refuse)
+
+    stop.back = patch.undo
+    yield stop
+    patch.undo()
+
+
+def test_while_the_database_is_down_a_page_past_its_lifetime_is_still_served(
+    newsroom, anon, monkeypatch, database_down
+):
+    first = get(anon, "/articles/a1/")
+    later = page_cache.clock() + strata_settings().page_cache.timeout + 1
+    monkeypatch.setattr(page_cache, "clock", lambda: later)
+    database_down()
+
+    for _ in range(2):  # and the copy is still there for the next reader
+        # The query cache could rebuild this page without the database: keep it out.
+        with caching_disabled():
+            response = get(anon, "/articles/a1/")
+        assert (response.status_code, strata(response)) == (200, "page-stale")
+        assert response.content == first.content
+
+
+def test_while_the_database_is_down_a_page_never_cached_gets_a_clear_503(
+    newsroom, anon, database_down
+):
+    database_down()
+
+    response = get(anon, "/articles/a2/")
+
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()
+    assert "no-store" in response["Cache-Control"]
+    assert "Back in a moment" in response.content.decode()
+    assert strata(response) == "bypass: status 503"
+    assert caches[strata_settings().cache_alias].get(_key("/articles/a2/")) is None
+
+
+def test_once_the_database_is_back_the_page_is_rendered_and_cached_again(
+    newsroom, anon, database_down
+):
+    database_down()
+    assert get(anon, "/articles/a2/").status_code == 503
+    database_down.back()
+
+    assert strata(get(anon, "/articles/a2/")) == "page-miss"
+    assert strata(get(anon, "/articles/a2/")) == "page-hit"
