@@ -9,11 +9,18 @@ from __future__ import annotations
 import socket
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Redis", "RedisError", "memcached_flush_all", "version_key_pattern"]
+__all__ = [
+    "Redis",
+    "CacheServerError",
+    "memcached_flush_all",
+    "version_key_pattern",
+    "redis_address",
+    "memcached_version",
+]
 
 
-class RedisError(Exception):
-    """Redis answered with an error, or the connection broke."""
+class CacheServerError(Exception):
+    """The cache server answered with an error, or the connection broke."""
 
 
 class Redis:
@@ -47,7 +54,7 @@ class Redis:
         while b"\r\n" not in self.buffer:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise RedisError("the connection closed")
+                raise CacheServerError("the connection closed")
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\r\n", 1)
         return line
@@ -56,7 +63,7 @@ class Redis:
         while len(self.buffer) < size + 2:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise RedisError("the connection closed")
+                raise CacheServerError("the connection closed")
             self.buffer += chunk
         data, self.buffer = self.buffer[:size], self.buffer[size + 2 :]
         return data
@@ -67,7 +74,7 @@ class Redis:
         if kind == b"+":
             return rest
         if kind == b"-":
-            raise RedisError(rest.decode("utf-8", "replace"))
+            raise CacheServerError(rest.decode("utf-8", "replace"))
         if kind == b":":
             return int(rest)
         if kind == b"$":
@@ -76,7 +83,7 @@ class Redis:
         if kind == b"*":
             size = int(rest)
             return None if size < 0 else [self._reply() for _ in range(size)]
-        raise RedisError(f"unexpected reply {line[:40]!r}")
+        raise CacheServerError(f"unexpected reply {line[:40]!r}")
 
     def scan_delete(self, pattern: str, batch: int = 1000) -> int:
         """Delete every key matching ``pattern`` (SCAN, then DEL in batches); how many went."""
@@ -125,4 +132,14 @@ def memcached_flush_all(host: str, port: int, timeout: float = 5.0) -> None:
         sock.sendall(b"flush_all\r\n")
         answer = sock.recv(64)
     if not answer.startswith(b"OK"):
-        raise RedisError(f"memcached answered {answer[:40]!r} to flush_all")
+        raise CacheServerError(f"memcached answered {answer[:40]!r} to flush_all")
+
+
+def memcached_version(host: str, port: int, timeout: float = 2.0) -> str:
+    """Memcached's ``version`` answer (raises when it does not answer)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"version\r\n")
+        answer = sock.recv(64)
+    if not answer.startswith(b"VERSION"):
+        raise CacheServerError(f"memcached answered {answer[:40]!r} to version")
+    return answer.decode().split()[1]

@@ -19,6 +19,7 @@ cli.add_command(up)
 cli.add_command(down)
 cli.add_command(status)
 cli.add_command(bench)
+cli.add_command(__import__("strata.cli.check", fromlist=["check"]).check)
 
 
 def main() -> None:
