@@ -24,6 +24,8 @@
 ``E024``       ``TIMING`` is not a dict, has unknown keys, or values of the wrong type
 ``W025``       ``TIMING['SERVER_TIMING']`` is ``"all"`` while accelerators are configured:
                they would store one render's timings and show them with every hit
+``W026``       ``SESSION_ENGINE`` is Django's ``cached_db``: logged-in requests fail while
+               the cache server is down (``strata.sessions`` falls back to the database)
 =============  =====================================================================
 """
 
@@ -346,6 +348,22 @@ def check_holes_routed(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_sessions_survive_the_cache(app_configs=None, **kwargs):
+    """Django's cached_db sessions fail every logged-in request while the cache is down."""
+    if getattr(settings, "SESSION_ENGINE", "") != "django.contrib.sessions.backends.cached_db":
+        return []
+    return [
+        Warning(
+            "SESSION_ENGINE is django.contrib.sessions.backends.cached_db: while the cache "
+            "server is down, every request of a logged-in user fails with a server error.",
+            hint='Use SESSION_ENGINE = "strata.sessions": the same sessions, falling back to '
+            "the database while the cache server cannot be reached.",
+            id="strata.W026",
+        )
+    ]
 
 
 def _check_query_cache(raw: dict) -> list:

@@ -47,6 +47,7 @@ class StrataMiddleware:
         self.conf = conf
         self.health_path = conf.health_path
         self.edge_ttl = conf.edge_ttl
+        self.status_ttls = conf.page_cache.status_timeouts
         self.tags_header_limit = conf.tags_header_limit
         self.tracks_reads = conf.tracks_reads
         self.pages = PageCache(conf) if conf.page_cache.enabled else None
@@ -145,7 +146,7 @@ class StrataMiddleware:
         if not self.tracks_reads:
             response = self.get_response(request)
             view_cache_control = response.get("Cache-Control", "")
-            reason = apply_edge_cache_control(request, response, self.edge_ttl)
+            reason = apply_edge_cache_control(request, response, self.edge_ttl, self.status_ttls)
             return Rendered(response, _UNTRACKED, reason, view_cache_control)
         with recording() as recorder:
             if seed:
@@ -155,7 +156,7 @@ class StrataMiddleware:
         if has_holes(request):
             # Strata's VCL runs ESI only on pages that ask for it.
             response["Surrogate-Control"] = 'content="ESI/1.0"'
-        reason = apply_edge_cache_control(request, response, self.edge_ttl)
+        reason = apply_edge_cache_control(request, response, self.edge_ttl, self.status_ttls)
         if reason is None:
             if self.stale_while_revalidate and "stale-while-revalidate" not in response.get(
                 "Cache-Control", ""

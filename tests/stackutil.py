@@ -79,14 +79,18 @@ def make_run_dir() -> Path:
 
 
 def remove_run_dir(path: Path) -> None:
+    """Remove a test's run directory (kept for a look when STRATA_KEEP_RUN_DIR is set)."""
+    if os.environ.get("STRATA_KEEP_RUN_DIR"):
+        print(f"kept the run directory {path}")
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 
 class Client:
     """A tiny HTTP client with a cookie jar, for requests through the stack."""
 
-    def __init__(self, host: str, port: int, tls: bool = False):
-        self.host, self.port, self.tls = host, port, tls
+    def __init__(self, host: str, port: int, tls: bool = False, timeout: float = 30.0):
+        self.host, self.port, self.tls, self.timeout = host, port, tls, timeout
         self.cookies: dict[str, str] = {}
 
     def request(
@@ -100,9 +104,11 @@ class Client:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=30, context=context)
+            conn = http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
         else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         all_headers = dict(headers or {})
         if self.cookies:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -137,7 +143,9 @@ class Client:
 
     def login(self, username: str, password: str = "newsroom") -> None:
         page = self.get("/accounts/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert found, (page.status, page.getheaders(), page.text[:500])
+        token = found.group(1)
         answer = self.post_form(
             "/accounts/login/",
             {"username": username, "password": password, "csrfmiddlewaretoken": token},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from strata.checks import check_strata_setting
+from strata.checks import check_sessions_survive_the_cache, check_strata_setting
 
 
 def ids(errors):
@@ -132,3 +132,13 @@ def test_page_settings_are_checked(settings, strata, check_id):
 
 def test_the_demo_settings_pass_every_check(settings):
     assert _ids({}, settings) == []
+
+
+def test_djangos_cached_db_sessions_are_flagged_with_the_engine_that_survives_the_cache(settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    (warning,) = check_sessions_survive_the_cache()
+    assert warning.id == "strata.W026"
+    assert "strata.sessions" in warning.hint
+
+    settings.SESSION_ENGINE = "strata.sessions"
+    assert check_sessions_survive_the_cache() == []

@@ -110,3 +110,19 @@ def test_a_view_that_chose_its_own_lifetime_keeps_it():
     response["Cache-Control"] = "public, s-maxage=600"
     apply_edge_cache_control(rf.get("/"), response, edge_ttl=30)
     assert response["Cache-Control"] == "public, s-maxage=600"
+
+
+def test_a_not_found_page_lives_at_the_edge_no_longer_than_its_status_allows(rf):
+    response = HttpResponse(status=404)
+
+    apply_edge_cache_control(rf.get("/nope/"), response, edge_ttl=300, status_ttls={404: 30})
+
+    assert "s-maxage=30" in response["Cache-Control"]
+
+
+def test_a_status_lifetime_never_lengthens_the_edge_ttl(rf):
+    response = HttpResponse(status=301)
+
+    apply_edge_cache_control(rf.get("/old/"), response, edge_ttl=10, status_ttls={301: 60})
+
+    assert "s-maxage=10" in response["Cache-Control"]

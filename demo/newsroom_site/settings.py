@@ -88,7 +88,7 @@ DATABASES = {"default": env.database(default=f"sqlite:///{BASE_DIR / 'db.sqlite3
 # and production point CACHE_URL at Redis or Memcached.
 CACHES = {"default": env.cache(default=f"file://{BASE_DIR / '.cache'}")}
 # Sessions live in the cache server, written through to the database.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "strata.sessions"  # cached_db sessions that survive a cache outage
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

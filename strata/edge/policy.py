@@ -12,6 +12,8 @@ the same for everyone), but reading ``request.user`` or the session does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 from django.utils.functional import empty
@@ -125,11 +127,16 @@ def mark_uncacheable(response: HttpResponseBase) -> None:
 
 
 def apply_edge_cache_control(
-    request: HttpRequest, response: HttpResponseBase, edge_ttl: int
+    request: HttpRequest,
+    response: HttpResponseBase,
+    edge_ttl: int,
+    status_ttls: Mapping[int, int] | None = None,
 ) -> str | None:
     """Mark ``response`` shared (``s-maxage``) or personal (``private``); return the reason.
 
-    A view that set ``s-maxage`` or ``max-age`` itself keeps its own lifetime.
+    A view that set ``s-maxage`` or ``max-age`` itself keeps its own lifetime. A status
+    in ``status_ttls`` (a 404, a redirect) lives no longer than it says: a flood of
+    random URLs must not fill the accelerator with long-lived "not found" pages.
     """
     reason = personal_reason(request, response)
     if reason is not None:
@@ -138,5 +145,7 @@ def apply_edge_cache_control(
     cache_control = response.get("Cache-Control", "")
     if "s-maxage" not in cache_control and "max-age" not in cache_control:
         # max-age=0 keeps browsers revalidating; s-maxage governs shared caches (RFC 9111 5.2.2.10).
+        if status_ttls and response.status_code in status_ttls:
+            edge_ttl = min(edge_ttl, status_ttls[response.status_code])
         patch_cache_control(response, public=True, max_age=0, s_maxage=edge_ttl)
     return None
