@@ -4,14 +4,16 @@ and the fields of an HTML form as a browser would post them.
 
 from __future__ import annotations
 
+import html as html_lib
 import http.client
+import re
 import socket
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
 
-__all__ = ["Session", "Answer", "Form", "find_form", "IDLE_RECONNECT"]
+__all__ = ["Session", "Answer", "Form", "find_form", "fill_holes", "IDLE_RECONNECT"]
 
 IDLE_RECONNECT = 4.0
 """A connection idle this long is replaced before the next request: the load balancer
@@ -237,3 +239,25 @@ def find_form(html: str, page_path: str, selector: str | None) -> Form | None:
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             return Form(path or page_path, form["fields"], form["password"])
     return None
+
+
+_HOLE = re.compile(r'<strata-hole data-src="([^"]+)"></strata-hole>')
+
+
+def fill_holes(session: Session, page: str) -> str:
+    """``page`` with Strata's unfilled personal holes filled as a browser's script would.
+
+    Behind Varnish, ESI fills the holes (a form's CSRF token among them); on the path
+    without it (the accelerator down, the load balancer's backup to the app servers) the
+    page carries ``<strata-hole data-src=...>`` placeholders that a script fetches with
+    the user's cookies. A hole that cannot be fetched is left as it is.
+    """
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            answer = session.get(html_lib.unescape(match.group(1)))
+        except (OSError, http.client.HTTPException):
+            return match.group(0)
+        return answer.text if answer.status == 200 else match.group(0)
+
+    return _HOLE.sub(one, page) if "<strata-hole" in page else page

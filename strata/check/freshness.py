@@ -19,7 +19,7 @@ a few milliseconds old.) Ages are bucketed [0, 50 ms), [50 ms, 1 s), ≥ 1 s, an
 older than the purge window (``--window``, Strata purges right after commit and again
 two seconds later) is a failure, except while a ``purge-fail`` fault kept the purge path
 down: stale reads of writes committed then, read before the fault healed plus the
-window, are reported apart, as expected.
+purge retry interval plus the window, are reported apart, as expected.
 
 A phantom is a sequence number that was never written (above the last one sent, or one
 whose form was rejected). A lost write is an acknowledged one that the pages, read after
@@ -159,6 +159,7 @@ class PhaseFigures:
     reads_anonymous_5xx: int = 0
     reads_errors: int = 0
     x_cache: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)  # answers other than 200, 30x
     writes_sent: int = 0
     writes_acked: int = 0
     writes_unknown: int = 0
@@ -175,6 +176,7 @@ class PhaseFigures:
     unknown_not_committed: int = 0
     windows: list[float] = field(default_factory=list)
     windows_unseen: int = 0  # acknowledged writes no later accelerator read showed
+    observed: list[float] = field(default_factory=list)  # commit → last stale read seen
 
     @property
     def stale_total(self) -> int:
@@ -191,11 +193,20 @@ class PhaseFigures:
             "max_ms": _ms(max(self.windows) if self.windows else None),
             "writes": len(self.windows),
             "unseen": self.windows_unseen,
+            "observed_stale_p99_ms": _ms(percentile(self.observed, 0.99)),
+            "observed_stale_max_ms": _ms(max(self.observed) if self.observed else None),
         }
+
+    def count_status(self, status: int | None) -> None:
+        if status is None or status == 200 or 300 <= status < 400:
+            return
+        name = str(status)
+        self.statuses[name] = self.statuses.get(name, 0) + 1
 
     def as_dict(self) -> dict:
         row = asdict(self)
         del row["windows"]
+        del row["observed"]
         row["stale_total"] = self.stale_total
         row["purge_window"] = self.window_summary()
         return row
@@ -275,7 +286,8 @@ class _Keys:
 
 
 class _Phases:
-    def __init__(self, phases: list[Phase]):
+    def __init__(self, phases: list[Phase], purge_retry: float = 0.0):
+        self.purge_retry = purge_retry
         self.phases = sorted(phases, key=lambda p: p.start)
         self.starts = [p.start for p in self.phases]
         self.purge_down = [p for p in self.phases if p.excuses_purges and p.applied is not None]
@@ -287,7 +299,8 @@ class _Phases:
     def excused(self, committed: float, read_start: float, window: float) -> bool:
         for phase in self.purge_down:
             healed = phase.healed if phase.healed is not None else phase.end
-            if phase.applied - window <= committed <= healed and read_start <= healed + window:
+            horizon = healed + self.purge_retry + window
+            if phase.applied - window <= committed <= healed and read_start <= horizon:
                 return True
         return False
 
@@ -309,12 +322,16 @@ def check(
     window: float,
     keeps: dict[str, str],
     final: list[FinalView] | None = None,
+    purge_retry: float = 0.0,
 ) -> Verdict:
     """Check every read of ``history`` against its writes; ``keeps`` maps a write's name
-    to ``"all"`` or ``"last"``; ``final`` is what the pages showed after the run."""
+    to ``"all"`` or ``"last"``; ``final`` is what the pages showed after the run;
+    ``purge_retry``: the longest wait between two retries of a failed purge (a page
+    stale while purges failed may stay so that long after the fault healed, plus the
+    window)."""
     if not phases:
         raise ValueError("a history needs at least one phase")
-    timeline = _Phases(phases)
+    timeline = _Phases(phases, purge_retry)
     figures = {p.name: PhaseFigures(p.name) for p in timeline.phases}
     keys = _Keys(history.writes)
     samples: dict[str, int] = defaultdict(int)
@@ -333,6 +350,7 @@ def check(
             figure.writes_unknown += 1
         else:
             figure.writes_rejected += 1
+        figure.count_status(write.status)
         if write.status is None:
             figure.writes_errors += 1
         elif write.status >= 500:
@@ -352,6 +370,7 @@ def check(
         if read.status is None:
             figure.reads_errors += 1
             continue
+        figure.count_status(read.status)
         if read.status >= 500:
             figure.reads_5xx += 1
             if read.anonymous:
@@ -442,7 +461,12 @@ def check(
 
 
 def _purge_windows(keys: _Keys, shared, timeline: _Phases, figures) -> None:
-    """Commit → the first read through the accelerator that shows it, per acked write."""
+    """Commit → the first read through the accelerator that shows it, per acked write.
+
+    With reads every few hundred milliseconds, that is mostly the time until the next
+    read of the page; beside it, ``observed``: commit → the last read through the
+    accelerator that still showed the older content (0 when none did).
+    """
     for key, acked in keys.acked.items():
         reads = sorted(shared.get(key, ()))
         starts = [r[0] for r in reads]
@@ -452,16 +476,20 @@ def _purge_windows(keys: _Keys, shared, timeline: _Phases, figures) -> None:
             figure = figures[timeline.of(committed).name]
             index = bisect.bisect_left(starts, committed - longest)
             found = None
+            stale_for = 0.0
             while index < len(reads) and reads[index][0] <= committed + _WINDOW_SCAN:
                 start, end, shown = reads[index]
                 if end >= committed and shown >= write.seq:
                     found = max(0.0, start - committed)
                     break
+                if start > committed:
+                    stale_for = start - committed
                 index += 1
             if found is None:
                 figure.windows_unseen += 1
             else:
                 figure.windows.append(found)
+                figure.observed.append(stale_for)
 
 
 def judge_final(

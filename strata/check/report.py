@@ -221,6 +221,7 @@ def report_data(result: CheckResult, argv: list[str] | None = None) -> dict:
             "rate": plan.rate,
             "window": plan.window,
             "recovery_timeout": plan.recovery_timeout,
+            "purge_retry": plan.purge_retry,
         },
         "stack": result.target,
         "objects": result.objects,

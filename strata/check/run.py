@@ -37,6 +37,15 @@ __all__ = ["CheckPlan", "CheckResult", "CheckError", "run_check", "cpu_times"]
 log_interval = 0.2  # seconds between looks at a fault while it lasts
 
 
+def _purge_retry() -> float:
+    """The longest wait between retries of a failed purge, as this Strata retries them."""
+    try:
+        from ..edge.purge import MAX_BACKOFF
+    except ImportError:  # a Strata that gives up after its quick retries
+        return 0.0
+    return float(MAX_BACKOFF)
+
+
 class CheckError(Exception):
     """The check could not start (a login failed, no objects found); one line, no traceback."""
 
@@ -55,6 +64,7 @@ class CheckPlan:
     window: float = 2.5
     hold_share: float = 0.5  # of a phase, for faults that last (db-down, app-hang, ...)
     recovery_timeout: float = 60.0
+    purge_retry: float = field(default_factory=lambda: _purge_retry())
 
     def hold_seconds(self) -> float:
         return max(1.0, self.phase_seconds * self.hold_share)
@@ -410,7 +420,7 @@ def run_check(
     history.reads += reads
     notes += history.notes
     keeps = {w.name: w.keeps for w in plan.scenario.writes}
-    verdict = check(history, phases, plan.window, keeps, views)
+    verdict = check(history, phases, plan.window, keeps, views, plan.purge_retry)
     return CheckResult(
         plan=plan,
         run_id=run_id,

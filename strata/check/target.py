@@ -169,6 +169,7 @@ class Target:
         """For the report: where the stack runs and what serves each layer."""
         return {
             "run_dir": str(self.run_dir),
+            "strata_up_pid": self.state.get("pid"),
             "url": self.state.get("url"),
             "pool": f"{self.host}:{self.pool_port}",
             "supervised": self.supervised,

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .client import Answer, Session, find_form
+from .client import Answer, Session, fill_holes, find_form
 from .history import ACKED, NOT_SENT, REJECTED, UNKNOWN, Read, Write, now, read_line, write_line
 from .markers import key_of, marker, markers_in
 from .scenario import Login, Scenario, User, render
@@ -232,7 +232,7 @@ class _Client:
         if page is None or page.status != 200:
             record(NOT_SENT, read.status, read.error or f"the form page answered {read.status}")
             return
-        form = find_form(page.text, page_path, form_spec.form)
+        form = find_form(fill_holes(session, page.text), page_path, form_spec.form)
         if form is None:
             record(NOT_SENT, page.status, f"no form {form_spec.form} on {page_path}")
             return

@@ -1,0 +1,72 @@
+"""`strata check --start` on the real stack: strata up started and stopped by the check,
+a short schedule of faults, nothing stale beyond the purge window, nothing lost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from strata.cli.main import cli
+from strata.stack.process import pid_alive
+
+from ..stackutil import free_base_port, make_run_dir, remove_run_dir, require_real_stack
+
+pytestmark = pytest.mark.stack
+
+
+def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path):
+    require_real_stack()
+    run_dir = make_run_dir()
+    report = tmp_path / "check.json"
+    try:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "check",
+                "--start",
+                "--run-dir",
+                str(run_dir),
+                "--port",
+                str(free_base_port()),
+                "--seconds",
+                "6",
+                "--faults",
+                "app-kill,cache-restart,purge-fail",
+                "--phase-seconds",
+                "8",
+                "--out",
+                str(report),
+            ],
+        )
+        data = json.loads(report.read_text()) if report.exists() else None
+        assert result.exit_code == 0, result.output + json.dumps(data and data["verdict"])
+    finally:
+        remove_run_dir(run_dir)
+
+    phases = {phase["name"]: phase for phase in data["phases"]}
+    assert list(phases) == ["baseline", "app-kill", "cache-restart", "purge-fail", "final"]
+    totals = data["totals"]
+    assert totals["beyond_window"] == 0 and totals["lost"] == 0 and totals["phantoms"] == 0
+    assert data["verdict"] == {**data["verdict"], "ok": True, "unverified": [], "stuck": None}
+    assert totals["reads_checked"] > 300 and totals["writes_acked"] > 20
+    assert phases["baseline"]["reads_5xx"] == 0 and phases["baseline"]["writes_5xx"] == 0
+
+    # Each fault was really applied, and the stack came back from it.
+    killed = phases["app-kill"]["details"]
+    assert killed["new_pid"] != killed["pid"] and not pid_alive(killed["pid"])
+    restarted = phases["cache-restart"]["details"]
+    assert restarted["program"] == "redis" and restarted["new_pid"] != restarted["pid"]
+    switched = phases["purge-fail"]["details"]
+    assert switched["restored"] is True and switched["failing_vcl"] != switched["original_vcl"]
+    for name in ("app-kill", "cache-restart", "purge-fail"):
+        assert phases[name]["recovery_seconds"] is not None, phases[name]
+    # Writes went on in every phase, and the purge windows were measured.
+    assert all(
+        phases[name]["writes_acked"] > 0 for name in ("baseline", "app-kill", "cache-restart")
+    )
+    assert phases["baseline"]["purge_window"]["writes"] > 0
+    # The stack that --start started is gone, programs and all.
+    assert not pid_alive(data["stack"]["strata_up_pid"])
+    assert not any(pid_alive(p["pid"]) for p in data["stack"]["programs"].values())
