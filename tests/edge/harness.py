@@ -12,6 +12,8 @@ import contextlib
 import os
 import random
 import signal
+import socket
+import socketserver
 import subprocess
 import threading
 import time
@@ -221,3 +223,48 @@ def running_edge(**varnish_options) -> Iterator[Edge]:
             process.wait(5)
         origin.stop()
         remove_run_dir(run_dir)
+
+
+class Forwarder:
+    """A TCP port that forwards every connection to ``target`` once :meth:`start` ran.
+
+    Before that nothing listens on it: a node that is down, and later comes back.
+    """
+
+    def __init__(self, port: int, target: tuple[str, int]):
+        self.port = port
+        self.target = target
+        self.server: socketserver.ThreadingTCPServer | None = None
+
+    def start(self) -> None:
+        target = self.target
+
+        class Pipe(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with socket.create_connection(target, timeout=5) as upstream:
+                    pumps = [
+                        threading.Thread(target=_pump, args=(self.request, upstream), daemon=True),
+                        threading.Thread(target=_pump, args=(upstream, self.request), daemon=True),
+                    ]
+                    for pump in pumps:
+                        pump.start()
+                    for pump in pumps:
+                        pump.join(30)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer((LOOPBACK, self.port), Pipe)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)

@@ -28,7 +28,7 @@ from strata.edge.purge import (
 )
 from strata.tags.invalidation import after_invalidation
 
-from .harness import IDLE_TIMEOUT, LOOPBACK, SECRET, free_port, poll, running_edge
+from .harness import IDLE_TIMEOUT, LOOPBACK, SECRET, Forwarder, free_port, poll, running_edge
 
 pytestmark = pytest.mark.stack
 
@@ -146,6 +146,28 @@ def test_a_node_that_is_down_is_retried_logged_and_given_up_without_raising(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(warnings) == 2 and all(down in message for message in warnings)
     assert len(errors) == 1 and down in errors[0]
+
+
+def test_a_node_that_comes_back_gets_the_purge_it_missed_while_the_pages_could_live(
+    edge, make_purger, page, tag
+):
+    path = page("article", tag("article"))
+    later = Forwarder(free_port(set()), (LOOPBACK, edge.port))
+    purge = make_purger(nodes=[f"http://{LOOPBACK}:{later.port}"], retries=1, keep_trying=60)
+
+    assert purge.purge({tag("article")}).wait(5) is False  # the node is down
+    assert edge.get(path)[0] == "HIT"
+    assert poll(lambda: purge.stats["retries"] >= 3)  # past the quick retries
+    later.start()
+    try:
+        assert poll(lambda: purge.stats["purged"] >= 1, timeout=15)
+    finally:
+        later.stop()
+
+    assert edge.get(path)[0] == "MISS"
+    status = purge.status()
+    assert status["given_up"] == 0
+    assert status["last_failure"]["node"] == f"http://{LOOPBACK}:{later.port}"
 
 
 def test_waiting_for_a_node_that_hangs_ends_at_the_timeout(make_purger, tag):

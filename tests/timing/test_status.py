@@ -69,3 +69,36 @@ def test_a_table_for_people(newsroom):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert "newsroom.views.home" in response.content.decode()
+
+
+def test_purges_and_their_last_failure_are_shown(newsroom, settings):
+    import time
+
+    from strata.edge.purge import purger, reset_purger
+
+    # An accelerator nobody listens on: the purge of the comment below fails.
+    settings.STRATA = {
+        **settings.STRATA,
+        "ACCELERATORS": ["http://127.0.0.1:9"],
+        "PURGE_SECRET": "a-secret-of-sixteen+",
+    }
+    reset_purger()
+    try:
+        from newsroom.models import Comment
+
+        Comment.objects.create(article=newsroom.a1, user=newsroom.ann, body="purge me")
+        deadline = time.monotonic() + 5
+        while not purger().stats["failures"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client = Client()
+
+        data = json.loads(client.get("/-/timing/").content)
+        html = client.get("/-/timing/?format=html").content.decode()
+    finally:
+        reset_purger(timeout=0)
+
+    purges = data["purges"]
+    assert purges["nodes"] == ["http://127.0.0.1:9"]
+    assert purges["requests"] >= 1 and purges["failures"] >= 1
+    assert purges["last_failure"]["node"] == "http://127.0.0.1:9"
+    assert "Purges:" in html and "last failure" in html
