@@ -44,6 +44,9 @@ DEMO_SCENARIO = """\
 # The newsroom demo (demo/newsroom): readers comment on articles, the editor retitles them.
 name = "newsroom"
 probe = "/"
+# Django's admin says "The article “…” was changed successfully": a message quotes what
+# was written, it does not show the article's state.
+ignore = ['<ul class="messagelist">.*?</ul>']
 
 [traffic]
 write_share = 0.05
@@ -194,6 +197,13 @@ class Scenario:
     variables: tuple[str, ...]
     reads: tuple[ReadPath, ...]
     writes: tuple[WriteForm, ...]
+    ignore: tuple[re.Pattern[str], ...] = ()
+
+    def visible(self, page: str) -> str:
+        """``page`` without the parts the scenario ignores (messages quoting a write)."""
+        for pattern in self.ignore:
+            page = pattern.sub("", page)
+        return page
 
     def write_named(self, name: str) -> WriteForm:
         """The write form called ``name``."""
@@ -357,7 +367,7 @@ class _Parser:
         self.table(
             data,
             "",
-            {"name", "probe", "traffic", "login", "users", "objects", "reads", "writes"},
+            {"name", "probe", "ignore", "traffic", "login", "users", "objects", "reads", "writes"},
             {"users", "objects", "reads", "writes"},
         )
         name = self.string(data, "name", "", "site")
@@ -380,6 +390,7 @@ class _Parser:
         count, find, objects, variables = self.objects(data["objects"], users)
         reads = self.reads(data["reads"], variables)
         writes = self.writes(data["writes"], variables, users)
+        ignore = self.patterns(data.get("ignore", []))
         return Scenario(
             name=name,
             source=self.source,
@@ -395,7 +406,19 @@ class _Parser:
             variables=tuple(variables),
             reads=reads,
             writes=writes,
+            ignore=ignore,
         )
+
+    def patterns(self, data: Any) -> tuple[re.Pattern[str], ...]:
+        if not isinstance(data, list) or not all(isinstance(p, str) and p for p in data):
+            self.fail("ignore", "must be a list of regular expressions")
+        compiled = []
+        for i, text in enumerate(data):
+            try:
+                compiled.append(re.compile(text, re.S))
+            except re.error as error:
+                self.fail(f"ignore[{i}]", f"not a regular expression: {error}")
+        return tuple(compiled)
 
     def login(self, data: Any) -> Login:
         where = "login"

@@ -101,8 +101,9 @@ def read_page(
     must: tuple[str, ...] = (),
     kind: str = "read",
     headers: dict[str, str] | None = None,
+    visible=None,
 ) -> tuple[Read, Answer | None]:
-    """GET ``path`` and record what it showed."""
+    """GET ``path`` and record the markers it showed (in ``visible(page)``, if given)."""
     start = now()
     try:
         answer = session.get(path, headers=headers)
@@ -111,7 +112,9 @@ def read_page(
             client, path, who, start, now(), None, must=must, error=_error(error), kind=kind
         ), None
     end = now()
-    seen = markers_in(run_id, answer.text) if answer.status == 200 else {}
+    seen = {}
+    if answer.status == 200:
+        seen = markers_in(run_id, visible(answer.text) if visible else answer.text)
     read = Read(
         client=client,
         path=path,
@@ -178,12 +181,12 @@ class _Client:
         path = render(template, self.spec.objects[n - 1])
         must = must_keys(scenario, template, n)
         if logged_in:
-            role = scenario.logged_in_as
-            read, _ = read_page(
-                self.sessions[role], self.spec.run_id, path, role, self.spec.index, must
-            )
+            session, who = self.sessions[scenario.logged_in_as], scenario.logged_in_as
         else:
-            read, _ = read_page(self.anon, self.spec.run_id, path, "anon", self.spec.index, must)
+            session, who = self.anon, "anon"
+        read, _ = read_page(
+            session, self.spec.run_id, path, who, self.spec.index, must, visible=scenario.visible
+        )
         self.counts["reads"] += 1
         self.counts["errors"] += read.status is None or read.status >= 500
         self.emit(read_line(read))
@@ -205,6 +208,7 @@ class _Client:
             self.spec.index,
             must_keys(self.scenario, form_spec.page, n),
             kind="form",
+            visible=self.scenario.visible,
         )
         self.emit(read_line(read))
         self.counts["writes"] += 1

@@ -51,7 +51,9 @@ def final_reads(target: Target, scenario: Scenario, objects, run_id: str) -> lis
         for template, n in _pages(scenario, objects):
             path = render(template, objects[n - 1]) if n else template
             must = must_keys(scenario, template, n) if n else ()
-            read, answer = read_page(anonymous, run_id, path, "final", -1, must, kind="final")
+            read, answer = read_page(
+                anonymous, run_id, path, "final", -1, must, kind="final", visible=scenario.visible
+            )
             if answer is not None and answer.status in (301, 302, 303) and must:
                 continue  # a page only its writer may see (a login redirect): not public
             reads.append(read)
@@ -72,7 +74,7 @@ def final_views(
             for n, variables in enumerate(objects, start=1):
                 path = render(write.verify, variables)
                 if path not in pages:
-                    pages[path] = _fetch_cold(session, target, run_id, path, attempts)
+                    pages[path] = _fetch_cold(session, target, scenario, run_id, path, attempts)
                 seen, error = pages[path]
                 key = key_of(write.name, n)
                 views.append(FinalView(key, path, tuple(sorted(seen.get(key, ()))), error))
@@ -81,7 +83,7 @@ def final_views(
     return views
 
 
-def _fetch_cold(session, target: Target, run_id: str, path: str, attempts: int):
+def _fetch_cold(session, target: Target, scenario: Scenario, run_id: str, path: str, attempts: int):
     if not target.secret:
         return {}, f"no purge secret in {target.run_dir / 'purge-secret'}: cannot bypass the caches"
     problem = ""
@@ -101,5 +103,5 @@ def _fetch_cold(session, target: Target, run_id: str, path: str, attempts: int):
                 f"GET {path} on the pool was not rendered with the caches off "
                 f"(X-Strata: {answer.header('X-Strata')!r}, expected {BENCH_PROOF!r})"
             )
-        return markers_in(run_id, answer.text), ""
+        return markers_in(run_id, scenario.visible(answer.text)), ""
     return {}, problem

@@ -157,6 +157,16 @@ pattern = 'data-pk="(?P<pk>[0-9]+)"'
         parse_scenario(text.replace("(?P<pk>", "(?P<marker>"))
 
 
+def test_ignored_parts_of_a_page_are_not_searched_for_markers():
+    scenario = demo_scenario()
+    page = '<ul class="messagelist"><li>The article “chk-r-title1-v1” was changed</li></ul><h1>chk-r-title1-v9</h1>'
+    assert scenario.visible(page) == "<h1>chk-r-title1-v9</h1>"
+    with pytest.raises(ScenarioError, match=r"ignore\[0\]: not a regular expression"):
+        parse_scenario('ignore = ["(unclosed"]\n' + MINIMAL)
+    with pytest.raises(ScenarioError, match=r"ignore: must be a list of regular expressions"):
+        parse_scenario('ignore = "x"\n' + MINIMAL)
+
+
 def test_a_missing_scenario_file_is_one_line(tmp_path):
     with pytest.raises(ScenarioError, match=r"cannot read the scenario .*nope.toml: No such file"):
         load_scenario(tmp_path / "nope.toml")
