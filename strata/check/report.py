@@ -29,14 +29,14 @@ def _ms(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
-def _recovery(phase: Phase | None) -> str:
+def _recovery(phase: Phase | None, interrupted: bool) -> str:
     if phase is None or phase.fault is None:
         return "-"
     if phase.applied is None:
         return "[yellow]not applied[/]"
     seconds = phase.recovery_seconds
     if seconds is None:
-        return "[bold red]not recovered[/]"
+        return "[yellow]interrupted[/]" if interrupted else "[bold red]not recovered[/]"
     return f"{seconds:.1f} s"
 
 
@@ -81,7 +81,7 @@ def summary_table(result: CheckResult) -> Table:
             _count(figure.phantoms),
             _count(figure.lost),
             f"{_ms(window['p50_ms'])} / {_ms(window['p99_ms'])} / {_ms(window['max_ms'])}",
-            _recovery(phases.get(figure.name)),
+            _recovery(phases.get(figure.name), result.interrupted),
         )
     return table
 
@@ -141,7 +141,17 @@ def verdict_lines(result: CheckResult) -> list[str]:
         f"outcome: {totals['unknown_committed']} committed, {totals['unknown_not_committed']} "
         f"not; {totals['writes_rejected']} rejected, {totals['writes_not_sent']} not sent)"
     )
+    figures = {f.name: f for f in verdict.phases}
     for phase in result.phases:
+        figure = figures.get(phase.name)
+        if figure is not None and figure.statuses:
+            answers = ", ".join(f"{n} × {status}" for status, n in sorted(figure.statuses.items()))
+            lines.append(
+                f"{phase.name}: answers {answers}; {figure.reads_anonymous_5xx} of "
+                f"{figure.reads_anonymous} anonymous reads, {figure.reads_5xx - figure.reads_anonymous_5xx} "
+                f"of {figure.reads_logged_in} logged-in reads and {figure.writes_5xx} of "
+                f"{figure.writes_sent} writes got a 5xx"
+            )
         if phase.taken_out is not None and phase.applied is not None:
             lines.append(
                 f"{phase.name}: the load balancer took {phase.details.get('server') or phase.details.get('program')} "
@@ -183,6 +193,9 @@ def _phase_row(phase: Phase, figure: PhaseFigures | None, t0: float, cpu) -> dic
     if figure is not None:
         row.update(figure.as_dict())
         row["name"] = phase.name
+        if row["seconds"]:
+            requests = figure.reads + figure.writes_sent
+            row["requests_per_second"] = round(requests / row["seconds"], 1)
     return row
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .client import Session
 from .discover import DiscoveryError, find_objects
-from .faults import Fault, FaultContext, FaultError, fault_named
+from .faults import Fault, FaultContext, fault_named
 from .freshness import Verdict, check
 from .history import History, Phase, load_lines, now, read_line
 from .markers import new_run_id
@@ -289,7 +289,7 @@ class _Schedule:
             self.applied.append((fault, phase))
             fault.apply(self.fctx, phase)
             phase.applied = now()
-        except (FaultError, OSError) as error:
+        except Exception as error:  # FaultError, OSError, a cache server's answer...
             phase.notes.append(f"not applied: {error}")
             self.say(f"{name}: could not be applied: {error}")
         if phase.applied is not None:
@@ -349,6 +349,9 @@ class _Schedule:
     def heal_all(self) -> None:
         for fault, phase in self.applied:
             self._heal(fault, phase)
+            if phase.applied is not None and phase.healed is None:
+                phase.healed = now()  # interrupted during the hold
+                phase.notes.append("healed early: the run was interrupted")
 
 
 def run_check(
