@@ -27,14 +27,22 @@ def through_lb(stack) -> Client:
 
 
 class _PastVarnish(Client):
+    def __init__(self, host: str, port: int, public_host: str):
+        super().__init__(host, port)
+        self.public_host = public_host
+
     def request(self, method, path, body=None, headers=None):
-        # The host name as Varnish forwards it (port stripped): the same page-cache key.
-        return super().request(method, path, body, {"Host": self.host, **(headers or {})})
+        # The Host of the public address, as Varnish forwards it: the same page-cache key.
+        return super().request(method, path, body, {"Host": self.public_host, **(headers or {})})
 
 
 def past_varnish(stack) -> Client:
     """A client of the app-server pool, skipping the accelerator (what Varnish fetches)."""
-    return _PastVarnish(stack.config.host, stack.load_balancer.pool_port)
+    return _PastVarnish(
+        stack.config.host,
+        stack.load_balancer.pool_port,
+        f"{stack.config.host}:{stack.config.port}",
+    )
 
 
 def text(answer) -> str:

@@ -32,7 +32,7 @@ from ..tags.naming import ALL
 from ..tags.recorder import Recorder
 from ..tags.versions import CacheUnavailable, version_store
 from .holes import hole_prefix
-from .keys import NotCacheable, page_key
+from .keys import NotCacheable, page_key, strip_ignored_parameters
 
 __all__ = ["PageCache", "Outcome", "Rendered"]
 
@@ -163,6 +163,7 @@ class PageCache:
         except NotCacheable as exc:
             rendered = render(request)
             return Outcome(rendered.response, self._bypass_word(rendered, str(exc)))
+        strip_ignored_parameters(request, self.conf.ignored_parameters)
 
         try:
             if looked_up is not None and looked_up[0] == key:

@@ -18,7 +18,14 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.utils.encoding import escape_uri_path
 
-__all__ = ["PAGE_PREFIX", "NotCacheable", "normalized_query", "encoding_bucket", "page_key"]
+__all__ = [
+    "PAGE_PREFIX",
+    "NotCacheable",
+    "normalized_query",
+    "strip_ignored_parameters",
+    "encoding_bucket",
+    "page_key",
+]
 
 PAGE_PREFIX = "strata:p:"
 
@@ -54,6 +61,26 @@ def normalized_query(query_string: str, ignored: tuple[str, ...], max_length: in
     ]
     pairs.sort(key=lambda pair: pair[0])  # stable: repeated names keep their order
     return urlencode(pairs)
+
+
+def strip_ignored_parameters(request: HttpRequest, ignored: tuple[str, ...]) -> bool:
+    """Remove the parameters the key ignores from ``request`` before the view sees it.
+
+    The key says the page does not depend on them, so the view must not either: a view
+    (or Django's APPEND_SLASH redirect) that repeated ``?utm_source=<anything>`` would
+    otherwise store it in the page every other visitor gets. Varnish setups strip them
+    the same way. Returns True when something was removed.
+    """
+    query_string = request.META.get("QUERY_STRING", "")
+    if not query_string:
+        return False
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    kept = [(name, value) for name, value in pairs if not _ignored(name, ignored)]
+    if len(kept) == len(pairs):
+        return False
+    request.META["QUERY_STRING"] = urlencode(kept)
+    request.__dict__.pop("GET", None)  # WSGIRequest parses GET lazily, once
+    return True
 
 
 def encoding_bucket(request: HttpRequest) -> str:

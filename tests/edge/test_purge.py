@@ -55,8 +55,8 @@ def make_purger(edge):
 
 
 @pytest.fixture
-def page(edge):
-    """``page(name, *tags)``: a path unique to this test whose page carries ``tags``,
+def cached_page(edge):
+    """``cached_page(name, *tags)``: a path unique to this test whose page carries ``tags``,
     fetched once so that Varnish has it."""
     prefix = uuid.uuid4().hex[:10]
 
@@ -82,10 +82,10 @@ def no_request_scope_left_behind():
     wait_for_tickets(0)
 
 
-def test_purging_a_tag_drops_exactly_the_pages_that_carry_it(edge, make_purger, page, tag):
-    article = page("article", tag("article"), tag("comment"))
-    listing = page("listing", tag("article"))
-    other = page("other", tag("author"))
+def test_purging_a_tag_drops_exactly_the_pages_that_carry_it(edge, make_purger, cached_page, tag):
+    article = cached_page("article", tag("article"), tag("comment"))
+    listing = cached_page("listing", tag("article"))
+    other = cached_page("other", tag("author"))
     purge = make_purger()
 
     assert purge.purge({tag("article")}).wait(5)
@@ -97,8 +97,10 @@ def test_purging_a_tag_drops_exactly_the_pages_that_carry_it(edge, make_purger, 
     assert purge.stats["failures"] == 0
 
 
-def test_a_page_cached_after_the_first_purge_is_dropped_by_the_second(edge, make_purger, page, tag):
-    path = page("article", tag("article"))
+def test_a_page_cached_after_the_first_purge_is_dropped_by_the_second(
+    edge, make_purger, cached_page, tag
+):
+    path = cached_page("article", tag("article"))
     purge = make_purger(delay=1.0)
 
     assert purge.purge([tag("article")]).wait(5)
@@ -112,10 +114,10 @@ def test_a_page_cached_after_the_first_purge_is_dropped_by_the_second(edge, make
 
 
 def test_a_purge_with_the_wrong_secret_is_refused_and_the_page_stays(
-    edge, make_purger, page, tag, caplog
+    edge, make_purger, cached_page, tag, caplog
 ):
     caplog.set_level(logging.WARNING, logger="strata.edge")
-    path = page("article", tag("article"))
+    path = cached_page("article", tag("article"))
     purge = make_purger(secret="not-the-secret")
 
     assert purge.purge({tag("article")}).wait(5) is False
@@ -128,10 +130,10 @@ def test_a_purge_with_the_wrong_secret_is_refused_and_the_page_stays(
 
 
 def test_a_node_that_is_down_is_retried_logged_and_given_up_without_raising(
-    edge, make_purger, page, tag, caplog
+    edge, make_purger, cached_page, tag, caplog
 ):
     caplog.set_level(logging.WARNING, logger="strata.edge")
-    path = page("article", tag("article"))
+    path = cached_page("article", tag("article"))
     down = f"http://{LOOPBACK}:{free_port(set())}"
     purge = make_purger(nodes=[edge.url, down], retries=2, timeout=0.5)
 
@@ -149,9 +151,9 @@ def test_a_node_that_is_down_is_retried_logged_and_given_up_without_raising(
 
 
 def test_a_node_that_comes_back_gets_the_purge_it_missed_while_the_pages_could_live(
-    edge, make_purger, page, tag
+    edge, make_purger, cached_page, tag
 ):
-    path = page("article", tag("article"))
+    path = cached_page("article", tag("article"))
     later = Forwarder(free_port(set()), (LOOPBACK, edge.port))
     purge = make_purger(nodes=[f"http://{LOOPBACK}:{later.port}"], retries=1, keep_trying=60)
 
@@ -187,12 +189,16 @@ def test_waiting_for_a_node_that_hangs_ends_at_the_timeout(make_purger, tag):
 
 
 def test_a_batch_bigger_than_the_header_limit_is_split_and_purges_everything(
-    edge, make_purger, page, tag
+    edge, make_purger, cached_page, tag
 ):
     tags = [tag(f"row-{i:04d}-{'x' * 24}") for i in range(400)]
     assert len(" ".join(tags)) > 3 * MAX_KEY_BYTES
-    first, middle, last = page("a", tags[0]), page("b", tags[200]), page("c", tags[-1])
-    other = page("other", tag("author"))
+    first, middle, last = (
+        cached_page("a", tags[0]),
+        cached_page("b", tags[200]),
+        cached_page("c", tags[-1]),
+    )
+    other = cached_page("other", tag("author"))
     purge = make_purger()
 
     assert purge.purge(tags).wait(5)
@@ -203,8 +209,8 @@ def test_a_batch_bigger_than_the_header_limit_is_split_and_purges_everything(
     assert edge.cached(other)
 
 
-def test_purges_enqueued_quickly_go_out_in_fewer_requests(edge, make_purger, page, tag):
-    first, last = page("first", tag("row-0")), page("last", tag("row-29"))
+def test_purges_enqueued_quickly_go_out_in_fewer_requests(edge, make_purger, cached_page, tag):
+    first, last = cached_page("first", tag("row-0")), cached_page("last", tag("row-29"))
     purge = make_purger()
 
     tickets = [purge.purge({tag(f"row-{i}")}) for i in range(30)]
@@ -216,9 +222,9 @@ def test_purges_enqueued_quickly_go_out_in_fewer_requests(edge, make_purger, pag
 
 
 def test_an_idle_connection_the_node_closed_is_reopened_without_a_failure(
-    edge, make_purger, page, tag
+    edge, make_purger, cached_page, tag
 ):
-    path = page("article", tag("article"))
+    path = cached_page("article", tag("article"))
     purge = make_purger()
     assert purge.purge({tag("warm-up")}).wait(5)
     time.sleep(IDLE_TIMEOUT + 0.5)  # Varnish closes the idle keep-alive connection
@@ -230,8 +236,11 @@ def test_an_idle_connection_the_node_closed_is_reopened_without_a_failure(
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
-def test_a_forked_child_starts_its_own_worker_and_purges(edge, make_purger, page, tag):
-    parent_page, child_page = page("parent", tag("parent")), page("child", tag("child"))
+def test_a_forked_child_starts_its_own_worker_and_purges(edge, make_purger, cached_page, tag):
+    parent_page, child_page = (
+        cached_page("parent", tag("parent")),
+        cached_page("child", tag("child")),
+    )
     purge = make_purger()
     assert purge.purge({tag("warm-up")}).wait(5)  # the parent's worker runs
 
@@ -251,9 +260,9 @@ def test_a_forked_child_starts_its_own_worker_and_purges(edge, make_purger, page
 
 
 def test_a_soft_purge_serves_the_old_copy_once_while_it_fetches_the_new(
-    edge, make_purger, page, tag
+    edge, make_purger, cached_page, tag
 ):
-    path = page("article", tag("article"))
+    path = cached_page("article", tag("article"))
     purge = make_purger()
 
     assert purge.purge({tag("article")}, soft=True).wait(5)
@@ -284,9 +293,9 @@ def configured(settings, edge):
 
 
 def test_a_committed_invalidation_purges_the_accelerator_once_installed(
-    configured, edge, page, tag
+    configured, edge, cached_page, tag
 ):
-    path = page("article", tag("article"))
+    path = cached_page("article", tag("article"))
     install()
     begin_request()
 

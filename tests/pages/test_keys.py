@@ -6,7 +6,7 @@ import pytest
 from django.test import RequestFactory
 
 from strata.conf import PAGE_CACHE_DEFAULTS
-from strata.pages.keys import NotCacheable, normalized_query, page_key
+from strata.pages.keys import NotCacheable, normalized_query, page_key, strip_ignored_parameters
 
 IGNORED = tuple(PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"])
 rf = RequestFactory()
@@ -68,3 +68,20 @@ def test_other_headers_never_reach_the_key():
 def test_requests_without_cookies_get_their_own_pages():
     # Their personal parts are filled in for nobody; pages for the others carry holes.
     assert key("/") != key("/", HTTP_COOKIE="sessionid=x")
+
+
+def test_the_request_loses_only_the_ignored_parameters_in_their_order():
+    request = RequestFactory().get("/x/?b=2&utm_source=mail&a=1&fbclid=z")
+
+    assert strip_ignored_parameters(request, ("utm_*", "fbclid")) is True
+
+    assert request.META["QUERY_STRING"] == "b=2&a=1"
+    assert list(request.GET.items()) == [("b", "2"), ("a", "1")]
+    assert request.get_full_path() == "/x/?b=2&a=1"
+
+
+def test_a_request_without_ignored_parameters_is_left_alone():
+    request = RequestFactory().get("/x/?b=2&a=%20")
+
+    assert strip_ignored_parameters(request, ("utm_*",)) is False
+    assert request.META["QUERY_STRING"] == "b=2&a=%20"

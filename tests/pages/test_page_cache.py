@@ -151,6 +151,17 @@ def test_tracking_parameters_share_the_page(newsroom, anon):
     assert strata(get(anon, "/tags/x/?utm_source=mail&page=1&fbclid=z")) == "page-hit"
 
 
+def test_the_view_never_sees_tracking_parameters_so_it_cannot_store_them(newsroom, anon):
+    # Django's APPEND_SLASH redirect repeats the query string in its Location.
+    planted = get(anon, "/tags/x?page=1&utm_source=evil.example")
+    assert planted.status_code == 301
+    assert planted["Location"] == "/tags/x/?page=1"
+
+    clean = get(anon, "/tags/x?page=1")
+    assert strata(clean) == "page-hit"
+    assert "evil.example" not in clean["Location"]
+
+
 def test_a_404_is_cached_briefly_and_goes_when_the_page_appears(newsroom, anon):
     from newsroom.models import Article
 

@@ -49,9 +49,9 @@ def base_url(stack, path_kind: str) -> str:
 def log_in(context, stack, username: str, base: str | None = None):
     """A page of ``context`` logged in as ``username`` through the site's login form.
 
-    By default through the app pool: through the public address a browser's login is
-    refused today (see the xfail test below). The session cookie is the host's, so the
-    page is logged in on every port of 127.0.0.1, the public one included.
+    By default through the app pool (the public address has a test of its own). The
+    session cookie is the host's, so the page is logged in on every port of 127.0.0.1,
+    the public one included.
     """
     base = base or base_url(stack, "app-pool-browser-fetch")
     page = context.new_page()
@@ -182,11 +182,6 @@ def test_a_page_varnish_shares_with_visitors_greets_each_reader_by_their_own_nam
     assert after.body == shared.body  # the readers' visits left the shared copy as it was
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="varnish.vcl.j2 strips the port from Host, so Django's CSRF check compares the "
-    "browser's Origin/Referer (with the port) to a host without it and answers 403",
-)
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_reader_logs_in_with_a_browser_through_the_public_address(
     stack, new_browser_context, scheme

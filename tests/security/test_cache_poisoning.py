@@ -125,16 +125,7 @@ def test_a_request_for_an_unknown_host_is_refused_and_never_served_from_a_cache(
         assert after.body == kept.body
 
 
-UNKEYED_REDIRECT = pytest.mark.xfail(
-    strict=True,
-    reason="the page cache leaves tracking parameters out of its key but stores Django's "
-    "APPEND_SLASH redirect, whose Location repeats them (strata/pages/keys.py, cache.py)",
-)
-
-
-@pytest.mark.parametrize(
-    "kind", ["page", pytest.param("redirect", marks=UNKEYED_REDIRECT)], ids=["page", "redirect"]
-)
+@pytest.mark.parametrize("kind", ["page", "redirect"])
 @pytest.mark.parametrize("parameter", ["utm_source", "fbclid", "gclid"])
 @pytest.mark.parametrize("layer", LAYERS.values(), ids=LAYERS.keys())
 def test_a_tracking_parameter_left_out_of_the_key_never_reaches_the_next_readers_copy(
