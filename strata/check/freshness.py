@@ -465,24 +465,28 @@ def _purge_windows(keys: _Keys, shared, timeline: _Phases, figures) -> None:
 
     With reads every few hundred milliseconds, that is mostly the time until the next
     read of the page; beside it, ``observed``: commit → the last read through the
-    accelerator that still showed the older content (0 when none did).
+    accelerator, before the key's next write, that still showed older content (0 when
+    none did). It catches a page that was fresh, then stale again (a render from before
+    the commit stored after the first purge, until the second one).
     """
     for key, acked in keys.acked.items():
         reads = sorted(shared.get(key, ()))
         starts = [r[0] for r in reads]
         longest = max((r[1] - r[0] for r in reads), default=0.0)
-        for write in acked:
+        for number, write in enumerate(acked):
             committed = write.ended
+            horizon = committed + _WINDOW_SCAN
+            if number + 1 < len(acked):
+                horizon = min(horizon, acked[number + 1].ended)
             figure = figures[timeline.of(committed).name]
             index = bisect.bisect_left(starts, committed - longest)
             found = None
             stale_for = 0.0
-            while index < len(reads) and reads[index][0] <= committed + _WINDOW_SCAN:
+            while index < len(reads) and reads[index][0] <= horizon:
                 start, end, shown = reads[index]
-                if end >= committed and shown >= write.seq:
+                if found is None and end >= committed and shown >= write.seq:
                     found = max(0.0, start - committed)
-                    break
-                if start > committed:
+                elif start > committed and shown < write.seq:
                     stale_for = start - committed
                 index += 1
             if found is None:

@@ -190,6 +190,19 @@ def test_the_purge_window_runs_from_commit_to_the_first_accelerator_read_that_sh
     assert figures.stale["50ms"] == 1
 
 
+def test_a_page_stale_again_after_a_fresh_read_counts_in_the_observed_staleness():
+    writes = [write("title1", 1, 10.0), write("title1", 2, 20.0)]
+    reads = [
+        read(10.1, {"title1": {1}}),  # fresh at once
+        read(10.9, must=["title1"]),  # an old render stored after the first purge
+        read(11.2, {"title1": {1}}),  # the second purge removed it
+        read(21.0, {"title1": {1}}),  # stale for the next write, not for this one
+    ]
+    figures = judge(writes, reads).phases[0]
+    assert figures.windows == [pytest.approx(0.1)]
+    assert figures.observed == [pytest.approx(0.9)]
+
+
 def test_a_write_no_accelerator_read_showed_is_counted_as_unseen():
     figures = judge([write("title1", 1, 10.0)], [read(10.5, {"title1": {1}}, x_cache=None)]).phases[
         0
