@@ -20,6 +20,7 @@ cli.add_command(down)
 cli.add_command(status)
 cli.add_command(bench)
 cli.add_command(__import__("strata.cli.check", fromlist=["check"]).check)
+cli.add_command(__import__("strata.cli.config", fromlist=["config"]).config)
 
 
 def main() -> None:
