@@ -475,19 +475,20 @@ def _purge_windows(keys: _Keys, shared, timeline: _Phases, figures) -> None:
         longest = max((r[1] - r[0] for r in reads), default=0.0)
         for number, write in enumerate(acked):
             committed = write.ended
-            horizon = committed + _WINDOW_SCAN
-            if number + 1 < len(acked):
-                horizon = min(horizon, acked[number + 1].ended)
+            # Staleness counts until the key's next write (then it is that write's).
+            until = acked[number + 1].ended if number + 1 < len(acked) else math.inf
             figure = figures[timeline.of(committed).name]
             index = bisect.bisect_left(starts, committed - longest)
             found = None
             stale_for = 0.0
-            while index < len(reads) and reads[index][0] <= horizon:
+            while index < len(reads) and reads[index][0] <= committed + _WINDOW_SCAN:
                 start, end, shown = reads[index]
                 if found is None and end >= committed and shown >= write.seq:
                     found = max(0.0, start - committed)
-                elif start > committed and shown < write.seq:
+                elif committed < start <= until and shown < write.seq:
                     stale_for = start - committed
+                if found is not None and start > until:
+                    break
                 index += 1
             if found is None:
                 figure.windows_unseen += 1

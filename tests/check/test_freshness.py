@@ -203,6 +203,13 @@ def test_a_page_stale_again_after_a_fresh_read_counts_in_the_observed_staleness(
     assert figures.observed == [pytest.approx(0.9)]
 
 
+def test_a_write_shown_first_by_a_read_after_the_next_write_has_a_window():
+    writes = [write("title1", 1, 10.0), write("title1", 2, 10.2)]
+    figures = judge(writes, [read(10.5, {"title1": {2}})]).phases[0]
+    assert figures.windows == [pytest.approx(0.5), pytest.approx(0.3)]
+    assert figures.windows_unseen == 0
+
+
 def test_a_write_no_accelerator_read_showed_is_counted_as_unseen():
     figures = judge([write("title1", 1, 10.0)], [read(10.5, {"title1": {1}}, x_cache=None)]).phases[
         0
