@@ -23,6 +23,11 @@ __all__ = ["config"]
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
+def _say(text: str) -> None:
+    # Paths stay on one line, whatever the terminal's width: people copy them.
+    console.print(text, soft_wrap=True)
+
+
 @click.command()
 @click.argument("inventory", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -64,16 +69,16 @@ def config(inventory: Path, out: Path, check: bool) -> None:
             "\n".join(f.path for f in entry.files),
         )
     console.print(table)
-    console.print(f"Wrote {len(report.files)} files to {out}/ (index: {out}/README.md).")
+    _say(f"Wrote {len(report.files)} files to {out}/ (index: {out}/README.md).")
     if report.secrets_created:
-        console.print(
+        _say(
             f"Generated {', '.join(report.secrets_created)} into {report.secrets_path} "
             "(mode 0600): keep it out of version control; no rendered file holds a secret."
         )
     else:
-        console.print(f"Kept the secrets in {report.secrets_path} (mode 0600).")
+        _say(f"Kept the secrets in {report.secrets_path} (mode 0600).")
     if report.self_signed_pem:
-        console.print(f"Self-signed certificate and key: {report.self_signed_pem} (mode 0600).")
+        _say(f"Self-signed certificate and key: {report.self_signed_pem} (mode 0600).")
 
     if not check:
         return
@@ -83,7 +88,7 @@ def config(inventory: Path, out: Path, check: bool) -> None:
         mark = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[yellow]skipped[/]"}
         shown = result.path.relative_to(out) if result.path.is_relative_to(out) else result.path
         note = f" ({result.message})" if result.message else ""
-        console.print(f"{mark[result.ok]} {result.tool} {shown}{note}")
+        _say(f"{mark[result.ok]} {result.tool} {shown}{note}")
     if failed:
         raise click.ClickException(
             f"{len(failed)} rendered file{'s' if len(failed) > 1 else ''} failed "

@@ -314,6 +314,7 @@ def key_lines(text: str) -> dict[tuple, int]:
             name = _split_key(header.group(2))
             if header.group(1) == "[[":
                 base = _resolve(name, counts)
+                lines.setdefault(base, number)
                 index = counts.get(base, 0)
                 counts[base] = index + 1
                 current = (*base, index)
@@ -884,7 +885,7 @@ def _read_caches(c: _Checker, data: dict, host_of) -> list[CacheServer]:
     kinds = {cache.kind for cache in caches}
     if len(kinds) > 1:
         c.problem(("cache",), "mixes redis and memcached; expected one kind for every [[cache]]")
-    elif kinds == {"redis"}:
+    elif kinds == {"redis"} and all(raw.get("role", "primary") in CACHE_ROLES for _, raw in tables):
         primaries = [
             i for i, (_, raw) in enumerate(tables) if raw.get("role", "primary") == "primary"
         ]

@@ -1,8 +1,9 @@
 """Check rendered files with the real programs, where they are installed.
 
 ``haproxy -c`` for every load balancer's config, ``varnishd -C`` for the VCL (once: it
-is the same file on every node), and Python's compiler for the Python files. A program
-that is missing makes its checks "skipped", never "passed".
+is the same file on every node), ``systemd-analyze verify`` for the units, and Python's
+compiler for the Python files. A program that is missing makes its checks "skipped",
+never "passed".
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from pathlib import Path
 from ..stack.errors import StackError
 from ..stack.tls import ensure_self_signed_pem
 
-__all__ = ["CheckResult", "check_haproxy", "check_vcl", "check_python", "check_output"]
+__all__ = [
+    "CheckResult",
+    "check_haproxy",
+    "check_vcl",
+    "check_python",
+    "check_systemd_unit",
+    "check_output",
+]
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,18 @@ def check_vcl(path: Path, binary: str | None = None) -> CheckResult:
         return CheckResult("varnishd -C", path, None, "varnishd is not installed")
     with tempfile.TemporaryDirectory(prefix="strata-vcc-") as scratch:
         result = subprocess.run(
-            [binary, "-C", "-n", os.path.join(scratch, "n"), "-f", str(path.resolve())],
+            # -j none: as root the default jail reads the file as user varnish, which a
+            # private directory (pytest's, a home) would refuse.
+            [
+                binary,
+                "-C",
+                "-j",
+                "none",
+                "-n",
+                os.path.join(scratch, "n"),
+                "-f",
+                str(path.resolve()),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -91,6 +110,32 @@ def check_python(path: Path) -> CheckResult:
     return CheckResult("python -m py_compile", path, True)
 
 
+def check_systemd_unit(path: Path) -> CheckResult:
+    """``systemd-analyze verify`` on a unit; programs not installed here are not errors."""
+    binary = shutil.which("systemd-analyze")
+    if binary is None:
+        return CheckResult("systemd-analyze verify", path, None, "systemd is not installed")
+    with tempfile.TemporaryDirectory(prefix="strata-unit-") as scratch:
+        # The unit's own name matters to systemd; copy it so that nothing else is read.
+        unit = Path(scratch) / path.name
+        unit.write_text(path.read_text())
+        try:
+            result = subprocess.run(
+                [binary, "verify", str(unit)], capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired:
+            return CheckResult("systemd-analyze verify", path, None, "timed out")
+    # The app servers' virtualenv and the like exist on the hosts, not on this machine.
+    problems = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and "is not executable" not in line
+    ]
+    if not problems:
+        return CheckResult("systemd-analyze verify", path, True)
+    return CheckResult("systemd-analyze verify", path, False, " | ".join(problems)[:500])
+
+
 def check_output(files: list[Path]) -> list[CheckResult]:
     """Check every written file that a real program can check; the VCL once per content."""
     results = []
@@ -110,4 +155,6 @@ def check_output(files: list[Path]) -> list[CheckResult]:
                 results.append(seen_vcl[text])
         elif path.suffix == ".py":
             results.append(check_python(path))
+        elif path.suffix == ".service":
+            results.append(check_systemd_unit(path))
     return results

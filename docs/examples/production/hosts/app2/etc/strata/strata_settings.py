@@ -1,0 +1,93 @@
+"""Production settings of newsroom: newsroom_site.settings plus where everything runs.
+
+Rendered by `strata config` from inventory.toml; edit the inventory and render again
+rather than this file. It is the same on every app host, installed as
+/etc/strata/strata_settings.py; the app servers' units load it with
+DJANGO_SETTINGS_MODULE=strata_settings. Secrets come from the environment
+(/etc/strata/secrets.env), never from a file that is reviewed or committed.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from newsroom_site.settings import *  # noqa: F403 (the site's settings first)
+from strata import env
+
+
+def _secret(name):
+    """A secret from the environment, or a clear error naming it."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set (the app servers read secrets.env)")
+    return value
+
+
+DEBUG = False
+SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = [
+    "news.example.com",
+    "www.news.example.com",
+]
+# HAProxy terminates TLS and sets X-Forwarded-Proto itself, replacing a client's own.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = [
+    "https://news.example.com",
+    "https://www.news.example.com",
+]
+
+# The shared cache: pages, fragments, query results and tag versions.
+# Only the primary is listed: tag versions are never read from a lagging replica
+# (strata.W014). Sentinel may promote the replica; this address must then
+# follow the new primary (see docs/config.md).
+CACHES = {
+    "default": env.cache_from_url("redis://10.0.4.1:6379/0"),
+}
+
+# PostgreSQL through pgbouncer in transaction mode: no server-side cursors,
+# no session state.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "10.0.5.1",
+        "PORT": 6432,
+        "NAME": "newsroom",
+        "USER": "newsroom",
+        "PASSWORD": _secret("DATABASE_PASSWORD"),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "DISABLE_SERVER_SIDE_CURSORS": True,
+        "OPTIONS": {"connect_timeout": 2},
+    },
+    "replica1": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "10.0.5.1",
+        "PORT": 6432,
+        "NAME": "newsroom_replica1",
+        "USER": "newsroom",
+        "PASSWORD": _secret("DATABASE_PASSWORD"),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "DISABLE_SERVER_SIDE_CURSORS": True,
+        "OPTIONS": {"connect_timeout": 2},
+        "TEST": {"MIRROR": "default"},
+    },
+}
+# No router is named ([database] router in the inventory): every query goes to the
+# primary until one is.
+
+STRATA = {
+    **globals().get("STRATA", {}),
+    "HEALTH_PATH": "/-/health",
+    "EDGE_TTL": 300,
+    "CACHE": "default",
+    # Every accelerator node: each write purges its tags on all of them.
+    "ACCELERATORS": [
+        "http://10.0.2.1:6091",
+        "http://10.0.2.2:6091",
+        "http://10.0.2.3:6091",
+    ],
+    "PURGE_SECRET": _secret("STRATA_PURGE_SECRET"),
+}

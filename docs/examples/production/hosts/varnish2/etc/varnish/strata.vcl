@@ -1,0 +1,227 @@
+vcl 4.1;
+# Varnish for Strata: the web accelerator. Rendered by `strata up` / `strata config`;
+# edit the template, not this file. One file serves every accelerator node.
+
+import std;
+import cookie;
+import xkey;
+import directors;
+
+probe app_health {
+    .url = "/-/health";
+    .interval = 1s;
+    .timeout = 1s;
+    .window = 3;
+    .threshold = 2;
+    .initial = 2;
+}
+
+backend pool1 {
+    .host = "10.0.1.1";
+    .port = "8090";
+    .probe = app_health;
+    .connect_timeout = 2s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 10s;
+}
+backend pool2 {
+    .host = "10.0.1.2";
+    .port = "8090";
+    .probe = app_health;
+    .connect_timeout = 2s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 10s;
+}
+
+# Who may purge: the app servers' addresses, and they must also send the shared secret.
+acl purgers {
+    "10.0.3.1";
+    "10.0.3.2";
+    "10.0.3.3";
+    "10.0.3.4";
+}
+
+sub vcl_init {
+    new pool = directors.round_robin();
+    pool.add_backend(pool1);
+    pool.add_backend(pool2);
+}
+
+sub vcl_recv {
+    set req.backend_hint = pool.backend();
+    # The load balancer's health probe of this accelerator.
+    if (req.url == "/-/varnish-health") {
+        return (synth(200, "OK"));
+    }
+
+    if (req.method == "PURGE") {
+        # Purges come from the app servers on the plain listener, never through the
+        # load balancer's PROXY listener.
+        if (local.socket != "purge") {
+            return (synth(403, "Forbidden"));
+        }
+        # The secret is read from a file on this node (once per VCL load), never
+        # written into the VCL; a missing or short file refuses every purge.
+        if (client.ip !~ purgers
+            || req.http.X-Purge-Secret !~ "^[A-Za-z0-9_.~+/=-]{16,200}$"
+            || req.http.X-Purge-Secret != regsub(std.fileread("/etc/varnish/strata-purge-secret"), "\s+$", "")) {
+            return (synth(403, "Forbidden"));
+        }
+        if (req.http.xkey-purge) {
+            set req.http.n-gone = xkey.purge(req.http.xkey-purge);
+            return (synth(200, "Purged " + req.http.n-gone));
+        }
+        if (req.http.xkey-softpurge) {
+            set req.http.n-gone = xkey.softpurge(req.http.xkey-softpurge);
+            return (synth(200, "Softpurged " + req.http.n-gone));
+        }
+        return (synth(400, "No key"));
+    }
+    if (req.method == "BAN") {
+        return (synth(405, "Method not allowed"));
+    }
+
+    # Only the validated host names are served; anything else would become a cache key.
+    # The port stays in Host: Django's CSRF check compares it with the browser's Origin.
+    set req.http.Host = std.tolower(req.http.Host);
+    if (regsub(req.http.Host, ":[0-9]+$", "") !~ "^(news\.example\.com|www\.news\.example\.com)$") {
+        return (synth(400, "Unknown host"));
+    }
+
+    # Only Varnish marks a request as a retry after the app servers failed it.
+    if (req.restarts == 0) {
+        unset req.http.X-Strata-Grace;
+        unset req.http.X-Cache;
+    }
+
+    # Only Varnish says a request is an ESI sub-request (holes answer differently then).
+    unset req.http.X-Strata-ESI;
+    if (req.esi_level > 0) {
+        set req.http.X-Strata-ESI = "1";
+    }
+
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (pass);
+    }
+    # strata bench's warm and cold tiers measure Django, never a cached copy; only a
+    # request with the secret may ask for that.
+    if (req.http.X-Strata-Bench) {
+        if (req.http.X-Strata-Bench-Secret ~ "^[A-Za-z0-9_.~+/=-]{16,200}$"
+            && req.http.X-Strata-Bench-Secret == regsub(std.fileread("/etc/varnish/strata-purge-secret"), "\s+$", "")) {
+            return (pass);
+        }
+        unset req.http.X-Strata-Bench;
+        unset req.http.X-Strata-Bench-Secret;
+    }
+    # Personal holes are per user: always to Django, with the user's cookies.
+    if (req.url ~ "^/\-/hole/") {
+        return (pass);
+    }
+
+    # Keep only the cookies Django needs; analytics cookies would split the cache.
+    if (req.http.Cookie) {
+        cookie.parse(req.http.Cookie);
+        cookie.keep("sessionid,csrftoken");
+        set req.http.Cookie = cookie.get_string();
+        if (req.http.Cookie == "") {
+            unset req.http.Cookie;
+        }
+    }
+    # Personal requests go to Django, never to the cache.
+    if (req.http.Authorization || req.http.Cookie ~ "(^|;\s*)sessionid=") {
+        return (pass);
+    }
+    # Anonymous reads need no CSRF cookie; without it the response can be shared.
+    unset req.http.Cookie;
+
+    # Serve expired objects for a short while when the app servers are healthy
+    # (one background refresh), and for much longer when they are down or just failed
+    # this very request (the database is down: stale-if-error). Purged objects are gone,
+    # so grace never brings back content a write changed.
+    if (req.http.X-Strata-Grace) {
+        set req.grace = 1h;
+    } elsif (std.healthy(req.backend_hint)) {
+        set req.grace = 10s;
+    }
+    return (hash);
+}
+
+sub vcl_hash {
+    hash_data(req.url);
+    hash_data(req.http.Host);
+    # Set by the load balancer, never by the client: http and https pages differ.
+    hash_data(req.http.X-Forwarded-Proto);
+    return (lookup);
+}
+
+sub vcl_backend_fetch {
+    set bereq.backend = pool.backend();
+}
+
+sub vcl_backend_response {
+    # Pages with personal holes ask for ESI; shared or not, the holes are filled here.
+    if (beresp.http.Surrogate-Control ~ "ESI/1.0") {
+        unset beresp.http.Surrogate-Control;
+        set beresp.do_esi = true;
+    }
+    # An error never replaces a copy. A failed background refresh keeps the old one; a
+    # lookup's failed fetch is abandoned (delivering the error would evict the expired
+    # copy), and vcl_synth looks again, accepting that copy. Only when there is none is
+    # the app's own error page passed on, and nothing is kept.
+    if (beresp.status >= 500) {
+        if (bereq.is_bgfetch || (bereq.http.X-Cache == "MISS" && !bereq.http.X-Strata-Grace)) {
+            return (abandon);
+        }
+        set beresp.uncacheable = true;
+        set beresp.ttl = 0s;
+        return (deliver);
+    }
+    # Store only what Django marked shared (public, s-maxage); everything else passes,
+    # remembered as such for a short while (hit-for-miss) so requests are not queued.
+    # Directives and field names are case-insensitive (RFC 9111 5.2, 4.1).
+    if (beresp.http.Set-Cookie
+        || beresp.http.Cache-Control ~ "(?i)(private|no-store|no-cache)"
+        || beresp.http.Vary ~ "(^|,)\s*\*\s*(,|$)"
+        || beresp.http.Cache-Control !~ "(?i)(public|s-maxage)") {
+        set beresp.uncacheable = true;
+        set beresp.ttl = 30s;
+        return (deliver);
+    }
+    set beresp.grace = 1h;
+    return (deliver);
+}
+
+sub vcl_hit {
+    set req.http.X-Cache = "HIT";
+}
+
+sub vcl_miss {
+    set req.http.X-Cache = "MISS";
+}
+
+sub vcl_pass {
+    set req.http.X-Cache = "PASS";
+}
+
+sub vcl_deliver {
+    if (obj.uncacheable) {
+        set resp.http.X-Cache = "PASS";
+    } else {
+        set resp.http.X-Cache = req.http.X-Cache;
+    }
+    set resp.http.X-Cache-Hits = obj.hits;
+    # Tags are for the accelerator only.
+    unset resp.http.xkey;
+    unset resp.http.Surrogate-Key;
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+}
+
+sub vcl_synth {
+    # A lookup whose fetch failed: look again, this time accepting an expired copy.
+    if (resp.status == 503 && req.restarts == 0 && req.http.X-Cache == "MISS") {
+        set req.http.X-Strata-Grace = "1";
+        return (restart);
+    }
+    set resp.http.Cache-Control = "no-store";
+}
