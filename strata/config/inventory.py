@@ -46,7 +46,8 @@ _DURATION = re.compile(r"[1-9][0-9]*(ms|s|m|h|d)")
 _SIZE = re.compile(r"[1-9][0-9]*[kmgKMG]?")
 _REDIS_SIZE = re.compile(r"[1-9][0-9]*(b|kb|mb|gb)?", re.I)
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-_HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+# Plain names: the VCL matches Host against them exactly (no wildcards).
+_HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _PATH_SAFE = re.compile(r"/[A-Za-z0-9_./+-]*")
 _MISSING = object()
 
@@ -726,9 +727,16 @@ def _read(c: _Checker, data: dict, source: str) -> Inventory | None:
     database = _read_database(c, data, host_of)
     pooler = _read_pooler(c, data, host_of)
 
-    _check_addresses(
-        c, load_balancers, accelerators, app_servers, caches, sentinel, database, pooler, traffic
-    )
+    roles = {
+        "load_balancer": load_balancers,
+        "accelerator": accelerators,
+        "app_server": app_servers,
+        "cache": caches,
+        "sentinel": sentinel,
+        "database": database,
+        "pooler": pooler,
+    }
+    _check_addresses(c, roles, traffic, bool(site and site.tls))
     for name in hosts:
         if name not in used:
             c.problem(("hosts", name), "not used by any role; remove it or give it a role")
@@ -798,8 +806,8 @@ def _read_site(c: _Checker, data: dict) -> Site | None:
     )
     allowed_hosts = t.strings(
         "allowed_hosts",
-        re.compile(r"\.?" + _HOSTNAME.pattern),
-        "a list of host names",
+        _HOSTNAME,
+        "a list of plain host names (Varnish serves exactly these)",
         server_names,
     )
     health_path = t.pattern("health_path", re.compile(r"/[A-Za-z0-9_./-]*"), "a path", "/-/health")
@@ -994,10 +1002,13 @@ def _read_pooler(c: _Checker, data: dict, host_of) -> Pooler | None:
     return Pooler(kind, host, port, pool_size, max_client_conn)
 
 
-def _check_addresses(
-    c, load_balancers, accelerators, app_servers, caches, sentinel, database, pooler, traffic
-):
-    """Two services on one address and port cannot both listen."""
+def _index(name: str) -> int:
+    """The 0-based table index behind a role's name (``app3`` is the third [[app_server]])."""
+    return int(re.search(r"\d+$", name).group()) - 1
+
+
+def _check_addresses(c, roles: dict, traffic: Traffic | None, tls: bool) -> None:
+    """Two services cannot listen on one address and port, nor write one file on a host."""
     taken: dict[tuple[str, int], str] = {}
 
     def claim(address: str, port: int, path: tuple, what: str) -> None:
@@ -1007,33 +1018,69 @@ def _check_addresses(
         else:
             taken[key] = what
 
-    for i, lb in enumerate(load_balancers):
+    for lb in roles["load_balancer"]:
+        i = _index(lb.name)
         # The public frontends may bind another address ("listen"), but they still
         # take these ports on the host.
         claim(lb.host.address, lb.port, ("load_balancer", i, "port"), f"{lb.name} (HTTP)")
-        claim(lb.host.address, lb.tls_port, ("load_balancer", i, "tls_port"), f"{lb.name} (HTTPS)")
-        claim(lb.host.address, lb.pool_port, ("load_balancer", i, "pool_port"), f"{lb.name} (pool)")
-    for i, a in enumerate(accelerators):
+        if tls:
+            claim(
+                lb.host.address, lb.tls_port, ("load_balancer", i, "tls_port"), f"{lb.name} (HTTPS)"
+            )
+        if traffic is None or traffic.app_pool == "haproxy":
+            claim(
+                lb.host.address,
+                lb.pool_port,
+                ("load_balancer", i, "pool_port"),
+                f"{lb.name} (pool)",
+            )
+    for a in roles["accelerator"]:
+        i = _index(a.name)
         claim(a.host.address, a.port, ("accelerator", i, "port"), a.name)
         if traffic and traffic.proxy_protocol:
             claim(
                 a.host.address, a.purge_port, ("accelerator", i, "purge_port"), f"{a.name} (purges)"
             )
-    for i, a in enumerate(app_servers):
-        claim(a.host.address, a.port, ("app_server", i, "port"), a.name)
-    for i, cache in enumerate(caches):
-        claim(cache.host.address, cache.port, ("cache", i, "port"), cache.name)
+    for a in roles["app_server"]:
+        claim(a.host.address, a.port, ("app_server", _index(a.name), "port"), a.name)
+    for cache in roles["cache"]:
+        claim(cache.host.address, cache.port, ("cache", _index(cache.name), "port"), cache.name)
+    sentinel = roles["sentinel"]
     if sentinel:
         for host in sentinel.hosts:
             claim(host.address, sentinel.port, ("sentinel", "port"), f"sentinel on {host.name}")
+    database = roles["database"]
     if database:
-        claim(
-            database.primary.host.address,
-            database.primary.port,
-            ("database", "port"),
-            "the database primary",
-        )
-        for i, r in enumerate(database.replicas):
-            claim(r.host.address, r.port, ("database", "replica", i, "port"), r.name)
+        primary = database.primary
+        claim(primary.host.address, primary.port, ("database", "port"), "the database primary")
+        for r in database.replicas:
+            claim(r.host.address, r.port, ("database", "replica", _index(r.name), "port"), r.name)
+    pooler = roles["pooler"]
     if pooler:
         claim(pooler.host.address, pooler.port, ("pooler", "port"), pooler.kind)
+
+    # Each of these writes one file per host (/etc/haproxy/haproxy.cfg, ...).
+    servers = []
+    if database:
+        servers = [(("database", "host"), database.primary, "the database primary")] + [
+            (("database", "replica", _index(r.name), "host"), r, r.name) for r in database.replicas
+        ]
+    single = {
+        "load balancer": [
+            (("load_balancer", _index(x.name), "host"), x, x.name) for x in roles["load_balancer"]
+        ],
+        "accelerator": [
+            (("accelerator", _index(x.name), "host"), x, x.name) for x in roles["accelerator"]
+        ],
+        "PostgreSQL server": servers,
+    }
+    for what, entries in single.items():
+        seen: dict[str, str] = {}
+        for path, entry, name in entries:
+            if entry.host.name in seen:
+                c.problem(
+                    path,
+                    f"{entry.host.name} already runs {seen[entry.host.name]}; "
+                    f"expected one {what} per host",
+                )
+            seen.setdefault(entry.host.name, name)

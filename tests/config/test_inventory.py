@@ -172,3 +172,28 @@ def test_redirect_to_https_needs_tls():
     )
     [message] = problems(text)
     assert "site.redirect_https: needs tls" in message
+
+
+def test_two_database_servers_on_one_host_are_refused():
+    text = example_text().replace(
+        '[[database.replica]]\nhost = "db2"', '[[database.replica]]\nhost = "db1"\nport = 5433'
+    )
+    text = text.replace('db2 = "10.0.5.2"\n', "")
+    [message] = problems(text)
+    assert message.endswith(
+        "database.replica[1].host: db1 already runs the database primary; "
+        "expected one PostgreSQL server per host"
+    )
+
+
+def test_wildcard_server_names_are_refused():
+    text = ONE_HOST.replace(
+        'server_names = ["127.0.0.1", "localhost"]', 'server_names = ["*.example.com"]'
+    )
+    [message] = problems(text)
+    assert "site.server_names" in message and "expected a list of host names" in message
+
+
+def test_the_tls_port_is_free_for_others_when_tls_is_off():
+    inventory = parse_inventory(ONE_HOST.replace("port = 20379", "port = 20443"))
+    assert inventory.caches[0].port == 20443
