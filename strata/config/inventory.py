@@ -377,12 +377,14 @@ class _Checker:
         self.problems: list[Problem] = []
 
     def line_of(self, path: tuple) -> int | None:
+        """The line of ``path``, or of its closest enclosing table."""
         for end in range(len(path), 0, -1):
             if path[:end] in self.lines:
                 return self.lines[path[:end]]
         return None
 
     def problem(self, path: tuple, message: str) -> None:
+        """Record a problem at ``path``."""
         self.problems.append(Problem(self.line_of(path), _display(path), message))
 
     def table(self, data: dict, path: tuple, known: dict[str, str]) -> _Table:
@@ -657,6 +659,7 @@ def _read(c: _Checker, data: dict, source: str) -> Inventory | None:
     used: set[str] = set()
 
     def host_of(table: _Table) -> Host | None:
+        """The host that ``table["host"]`` names (and mark it used)."""
         name = table.get("host", str, expected="a host name from [hosts]")
         if name is None:
             return None
@@ -1012,6 +1015,7 @@ def _check_addresses(c, roles: dict, traffic: Traffic | None, tls: bool) -> None
     taken: dict[tuple[str, int], str] = {}
 
     def claim(address: str, port: int, path: tuple, what: str) -> None:
+        """Take ``address:port`` for ``what``, or report who has it."""
         key = (address, port)
         if key in taken:
             c.problem(path, f"{address}:{port} is already taken by {taken[key]}")

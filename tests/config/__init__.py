@@ -1,0 +1,1 @@
+"""Tests of `strata config` (docs/config.md)."""

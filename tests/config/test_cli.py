@@ -12,6 +12,7 @@ from .tools import EXAMPLE, ONE_HOST
 
 
 def run(*args: str):
+    """``strata config ARGS`` in-process; the click Result."""
     return CliRunner().invoke(cli, ["config", *args])
 
 

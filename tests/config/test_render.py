@@ -51,6 +51,7 @@ def rendered(tmp_path_factory):
 
 
 def files_under(root):
+    """Every file under ``root``, relative, sorted."""
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
 
 

@@ -80,6 +80,7 @@ def _compare(kind: str, up_text: str, config_text: str) -> None:
     up_only, config_only = ALLOWED[kind]
 
     def kept(text: str, patterns: list[str]) -> list[str]:
+        """The lines of ``text`` that no pattern allows to differ."""
         return [
             line
             for line in text.splitlines()
