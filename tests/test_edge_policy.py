@@ -23,6 +23,7 @@ def test_anonymous_get_is_shared_and_gets_s_maxage():
     [
         (rf.post("/"), "method POST"),
         (rf.get("/", HTTP_AUTHORIZATION="Basic eDp5"), "authorization header"),
+        (rf.get("/", HTTP_COOKIE="messages=W1siX19qc29uX21lc3NhZ2UiXV0"), "messages cookie"),
     ],
 )
 def test_personal_requests_are_never_shared(request_, reason):

@@ -128,6 +128,9 @@ def test_editing_an_article_in_the_admin_shows_on_its_page_the_home_and_its_auth
         extra={"_save": "Save"},
     )
     assert answer.status == 302, answer.text[:2000]
+    # Django's "was changed successfully" message reaches the editor through Varnish.
+    listing = admin.get(answer.getheader("Location"))
+    assert "changed successfully" in text(listing), text(listing)[:500]
 
     for path in (article_path, "/"):
         fresh = anonymous.get(path)

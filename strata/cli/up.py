@@ -258,11 +258,12 @@ def _supervise(stack: Stack) -> None:
             )
             try:
                 stack.restart(program)
-            except StackError as error:
+            except Exception as error:  # whatever failed, the rest of the stack keeps running
                 delay = min(backoff.get(program.name, 0.5) * 2, 30.0)
                 backoff[program.name] = delay
                 next_try[program.name] = now + delay
-                console.print(f"[red]{error}[/]; next try in {delay:.0f} s")
+                message = error if isinstance(error, StackError) else repr(error)
+                console.print(f"[red]{program.name}: {message}[/]; next try in {delay:.0f} s")
             else:
                 backoff.pop(program.name, None)
                 stack.write_state()

@@ -43,6 +43,10 @@ def view_name(request: HttpRequest) -> str:
     return request.path
 
 
+#: The cookie of django.contrib.messages' cookie storage (CookieStorage.cookie_name).
+MESSAGES_COOKIE = "messages"
+
+
 def is_anonymous(request: HttpRequest | None) -> bool:
     """True for a request without cookies or credentials: nobody in particular.
 
@@ -62,6 +66,9 @@ def request_bypass_reason(request: HttpRequest) -> str | None:
         return f"method {request.method}"
     if "HTTP_AUTHORIZATION" in request.META:
         return "authorization header"
+    if MESSAGES_COOKIE in request.COOKIES:
+        # django.contrib.messages waiting to be shown to this person, once.
+        return "messages cookie"
     return None
 
 

@@ -61,6 +61,7 @@ class Varnish(Program):
         allowed_hosts: list[str],
         session_cookie: str = "sessionid",
         csrf_cookie: str = "csrftoken",
+        messages_cookie: str = "messages",
         memory: str = "256m",
         grace: str = "1h",
         refresh_grace: str = "10s",
@@ -82,6 +83,7 @@ class Varnish(Program):
         self.allowed_hosts = allowed_hosts
         self.session_cookie = session_cookie
         self.csrf_cookie = csrf_cookie
+        self.messages_cookie = messages_cookie
         self.memory = memory
         self.grace = grace
         self.refresh_grace = refresh_grace
@@ -108,6 +110,7 @@ class Varnish(Program):
             allowed_hosts_regex=hosts,
             session_cookie=self.session_cookie,
             csrf_cookie=self.csrf_cookie,
+            messages_cookie=self.messages_cookie,
             grace=self.grace,
             refresh_grace=self.refresh_grace,
             hole_prefix=re.escape(self.hole_prefix),
