@@ -63,9 +63,12 @@ def both(tmp_path):
                 cache="redis",
             )
         )
+        # What `strata up` writes before it starts anything (HAProxy's includes haproxy -c).
         stack.load_balancer.prepare()
-        for program in (*stack.accelerators, *stack.app_servers):
-            program.render_vcl() if hasattr(program, "render_vcl") else program.prepare()
+        for varnish in stack.accelerators:
+            varnish.render_vcl()
+        for app in stack.app_servers:
+            app.prepare()
         stack.cache.prepare()
         text = ONE_HOST.replace(
             'project_dir = "/srv/newsroom/demo"', f'project_dir = "{demo_project().directory}"'
