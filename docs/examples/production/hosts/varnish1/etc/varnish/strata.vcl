@@ -121,14 +121,16 @@ sub vcl_recv {
     # Keep only the cookies Django needs; analytics cookies would split the cache.
     if (req.http.Cookie) {
         cookie.parse(req.http.Cookie);
-        cookie.keep("sessionid,csrftoken");
+        cookie.keep("sessionid,csrftoken,messages");
         set req.http.Cookie = cookie.get_string();
         if (req.http.Cookie == "") {
             unset req.http.Cookie;
         }
     }
     # Personal requests go to Django, never to the cache.
-    if (req.http.Authorization || req.http.Cookie ~ "(^|;\s*)sessionid=") {
+    # Django's messages ("Saved.") are for one person, shown once: never from the cache.
+    if (req.http.Authorization || req.http.Cookie ~ "(^|;\s*)sessionid="
+        || req.http.Cookie ~ "(^|;\s*)messages=") {
         return (pass);
     }
     # Anonymous reads need no CSRF cookie; without it the response can be shared.
