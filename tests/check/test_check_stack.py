@@ -15,6 +15,16 @@ from ..stackutil import free_base_port, make_run_dir, remove_run_dir, require_re
 
 pytestmark = pytest.mark.stack
 
+ALL_FAULTS = [
+    "app-kill",
+    "app-hang",
+    "cache-restart",
+    "version-flush",
+    "db-down",
+    "accelerator-down",
+    "purge-fail",
+]
+
 
 def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path):
     require_real_stack()
@@ -33,9 +43,9 @@ def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path
                 "--seconds",
                 "6",
                 "--faults",
-                "app-kill,cache-restart,purge-fail",
+                "all",
                 "--phase-seconds",
-                "8",
+                "6",
                 "--out",
                 str(report),
             ],
@@ -46,7 +56,7 @@ def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path
         remove_run_dir(run_dir)
 
     phases = {phase["name"]: phase for phase in data["phases"]}
-    assert list(phases) == ["baseline", "app-kill", "cache-restart", "purge-fail", "final"]
+    assert list(phases) == ["baseline", *ALL_FAULTS, "final"]
     totals = data["totals"]
     assert totals["beyond_window"] == 0 and totals["lost"] == 0 and totals["phantoms"] == 0
     assert data["verdict"] == {**data["verdict"], "ok": True, "unverified": [], "stuck": None}
@@ -60,7 +70,7 @@ def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path
     assert restarted["program"] == "redis" and restarted["new_pid"] != restarted["pid"]
     switched = phases["purge-fail"]["details"]
     assert switched["restored"] is True and switched["failing_vcl"] != switched["original_vcl"]
-    for name in ("app-kill", "cache-restart", "purge-fail"):
+    for name in ALL_FAULTS:
         assert phases[name]["recovery_seconds"] is not None, phases[name]
     # Writes went on in every phase, and the purge windows were measured.
     assert all(
