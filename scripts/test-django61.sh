@@ -8,5 +8,8 @@ if [ -z "$python312" ]; then
   exit 0
 fi
 VENV=.venv-django61 PYTHON="$python312" DJANGO='Django>=6.1,<6.2' scripts/bootstrap.sh
-.venv-django61/bin/pytest "$@"
+# The browser drill and the minute-long strata check drill test the stack's programs and
+# the checker, not Django; they ran on Django 5.2 above. Everything else runs again here.
+.venv-django61/bin/pytest --ignore=tests/security/test_browser.py \
+  --ignore=tests/check/test_check_stack.py "$@"
 .venv-django61/bin/python -m tests.backends
