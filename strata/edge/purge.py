@@ -32,6 +32,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
@@ -222,6 +223,7 @@ class Purger:
         #: 200), ``refused`` (4xx, not retried), ``retries``, ``given_up``, ``objects``
         #: (as the nodes reported), ``second_purges`` (second purges that succeeded).
         self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
         self._closing = False
         self._init_worker_state()
         _purgers.add(self)
@@ -357,20 +359,36 @@ class Purger:
         heapq.heappush(self._timers, (time.monotonic() + after, next(self._sequence), job))
 
     def _send(self, jobs: list[_Job], final: bool) -> None:
-        """One round: every node gets the union of its jobs' keys, then each job settles."""
+        """One round: every node gets the union of its jobs' keys, then each job settles.
+
+        The nodes are purged in parallel, so a node that is down or slow (up to
+        ``timeout``) does not hold back the purges of the others.
+        """
         by_node: dict[int, list[_Job]] = {}
         for job in jobs:
             by_node.setdefault(job.node, []).append(job)
+        keys = {}
         for index, node_jobs in by_node.items():
             hard = frozenset().union(*(job.hard for job in node_jobs))
-            soft = frozenset().union(*(job.soft for job in node_jobs)) - hard
-            try:
-                result, reason = self._purge_node(index, hard, soft)
-            except Exception as exc:  # a bug must not leave tickets unresolved
-                log.exception("strata: purge on %s failed", self.nodes[index].url)
-                result, reason = _Result.REFUSED, repr(exc)
+            keys[index] = (hard, frozenset().union(*(job.soft for job in node_jobs)) - hard)
+        if len(keys) == 1:
+            results = {index: self._purge_safely(index, *both) for index, both in keys.items()}
+        else:
+            with ThreadPoolExecutor(min(len(keys), 16), "strata-purge-node") as pool:
+                futures = {i: pool.submit(self._purge_safely, i, *both) for i, both in keys.items()}
+                results = {index: future.result() for index, future in futures.items()}
+        for index, node_jobs in by_node.items():
             for job in node_jobs:
-                self._settle(job, result, reason, final)
+                self._settle(job, *results[index], final)
+
+    def _purge_safely(
+        self, index: int, hard: frozenset[str], soft: frozenset[str]
+    ) -> tuple[_Result, str]:
+        try:
+            return self._purge_node(index, hard, soft)
+        except Exception as exc:  # a bug must not leave tickets unresolved
+            log.exception("strata: purge on %s failed", self.nodes[index].url)
+            return _Result.REFUSED, repr(exc)
 
     def _settle(self, job: _Job, result: _Result, reason: str, final: bool) -> None:
         if job.batch is not None and job.attempt == 0:
@@ -428,8 +446,12 @@ class Purger:
                 purged += count
         return _Result.OK, f"{purged} objects"
 
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._stats_lock:  # node threads of one round count at once
+            self.stats[name] += amount
+
     def _request(self, index: int, header: str, value: str) -> tuple[_Result, str, int]:
-        self.stats["requests"] += 1
+        self._count("requests")
         node = self.nodes[index]
         headers = {header: value, "X-Purge-Secret": self.secret}
         for fresh_attempt in (False, True):
@@ -455,18 +477,18 @@ class Purger:
             break
         status = f"{response.status} {response.reason}"
         if response.status == 200:
-            self.stats["purged"] += 1
+            self._count("purged")
             found = _PURGED.search(response.reason or "")
             count = int(found.group(1)) if found else 0
-            self.stats["objects"] += count
+            self._count("objects", count)
             return _Result.OK, status, count
         if response.status >= 500:
             return self._failed(_Result.TRANSIENT, status)
-        self.stats["refused"] += 1
+        self._count("refused")
         return self._failed(_Result.REFUSED, status)
 
     def _failed(self, result: _Result, reason: str) -> tuple[_Result, str, int]:
-        self.stats["failures"] += 1
+        self._count("failures")
         return result, reason, 0
 
     def _connection(self, index: int) -> http.client.HTTPConnection:

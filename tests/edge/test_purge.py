@@ -188,6 +188,23 @@ def test_waiting_for_a_node_that_hangs_ends_at_the_timeout(make_purger, tag):
         assert purge.stats["failures"] == 1
 
 
+def test_a_node_that_hangs_does_not_hold_back_the_purge_of_the_others(
+    edge, make_purger, cached_page, tag
+):
+    path = cached_page("article", tag("article"))
+    with socket.socket() as silent:
+        silent.bind((LOOPBACK, free_port(set())))
+        silent.listen(8)  # accepts connections into the backlog, never answers
+        hanging = f"http://{LOOPBACK}:{silent.getsockname()[1]}"
+        purge = make_purger(nodes=[hanging, edge.url], retries=0, timeout=5)
+
+        purge.purge({tag("article")})
+
+        assert poll(lambda: edge.get(path)[0] == "MISS", timeout=4)
+        assert purge.stats["failures"] == 0  # the hanging node's attempt is still running
+        assert poll(lambda: purge.stats["failures"] == 1, timeout=10)
+
+
 def test_a_batch_bigger_than_the_header_limit_is_split_and_purges_everything(
     edge, make_purger, cached_page, tag
 ):
