@@ -17,7 +17,7 @@ from rich.table import Table
 from ..stack.appserver import DjangoProject
 from ..stack.errors import StackError
 from ..stack.process import pid_alive
-from ..stack.stack import Stack, StackConfig, demo_project
+from ..stack.stack import BALANCES, MAX_ACCELERATORS, Stack, StackConfig, demo_project
 
 __all__ = ["up", "down", "status"]
 
@@ -134,6 +134,21 @@ def _fail(error: StackError) -> None:
     help="Who balances the app servers behind Varnish (see docs/stack.md).",
 )
 @click.option(
+    "--accelerators",
+    type=click.IntRange(1, MAX_ACCELERATORS),
+    default=1,
+    show_default=True,
+    help="Varnish nodes behind the load balancer; writes purge every one.",
+)
+@click.option(
+    "--balance",
+    type=click.Choice(BALANCES),
+    default="roundrobin",
+    show_default=True,
+    help="How the load balancer spreads requests over the Varnish nodes: each caches "
+    "everything (roundrobin), or each page lives on one node (uri-consistent).",
+)
+@click.option(
     "--cache", type=click.Choice(["redis", "memcached"]), default="redis", show_default=True
 )
 @click.option(
@@ -162,6 +177,8 @@ def up(
     workers,
     app_server,
     pool,
+    accelerators,
+    balance,
     cache,
     tls,
     embedded,
@@ -185,6 +202,8 @@ def up(
         workers=workers,
         app_server=app_server,
         pool=pool,
+        accelerators=accelerators,
+        balance=balance,
         cache=cache,
         tls=tls,
         embedded=embedded,

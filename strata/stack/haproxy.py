@@ -40,6 +40,7 @@ class HAProxy(Program):
         tls_port: int | None = None,
         tls_pem: Path | None = None,
         slowstart: str = "10s",
+        balance: str = "roundrobin",
     ):
         super().__init__(name, run_dir, host, port)
         self.binary = binary
@@ -52,6 +53,7 @@ class HAProxy(Program):
         self.tls_port = tls_port
         self.tls_pem = tls_pem
         self.slowstart = slowstart
+        self.balance = balance
         self.config_path = run_dir / "config" / "haproxy.cfg"
         self.admin_socket = run_dir / "haproxy" / "admin.sock"
 
@@ -93,6 +95,7 @@ class HAProxy(Program):
             workers=self.workers,
             health_path=self.health_path,
             slowstart=self.slowstart,
+            balance=self.balance,
         )
         check = subprocess.run(
             [self.binary, "-c", "-q", "-f", str(self.config_path)],

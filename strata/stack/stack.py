@@ -48,6 +48,11 @@ OFFSETS = {
 }
 
 
+# Varnish nodes take the ports from base + 80 up to the pool's (base + 90).
+MAX_ACCELERATORS = OFFSETS["pool"] - OFFSETS["varnish"]
+BALANCES = ("roundrobin", "uri-consistent")
+
+
 def demo_project() -> DjangoProject:
     """The demo site that ships with Strata ("newsroom")."""
     directory = Path(__file__).resolve().parents[2] / "demo"
@@ -76,6 +81,8 @@ class StackConfig:
     workers: int = 2
     app_server: str = "gunicorn"
     pool: str = "haproxy"  # who balances the app servers behind Varnish: haproxy | varnish
+    accelerators: int = 1  # Varnish nodes behind the load balancer
+    balance: str = "roundrobin"  # how HAProxy spreads pages over them: roundrobin | uri-consistent
     cache: str = "redis"  # redis | memcached
     embedded: bool = False
     tls: bool = False
@@ -98,6 +105,13 @@ class StackConfig:
             raise StackError("config", f"unknown pool {self.pool!r} (choose haproxy or varnish)")
         if self.cache not in ("redis", "memcached"):
             raise StackError("config", f"unknown cache {self.cache!r} (choose redis or memcached)")
+        if not 1 <= self.accelerators <= MAX_ACCELERATORS:
+            raise StackError("config", f"accelerators must be between 1 and {MAX_ACCELERATORS}")
+        if self.balance not in BALANCES:
+            raise StackError(
+                "config",
+                f"unknown balance {self.balance!r} (choose {' or '.join(BALANCES)})",
+            )
         if not 1 <= self.app_servers <= 64 or not 1 <= self.workers <= 64:
             raise StackError("config", "app servers and workers must be between 1 and 64")
         top = self.port + max(OFFSETS.values()) + self.app_servers
@@ -233,21 +247,22 @@ class Stack:
             backends = [Backend("pool", host, cfg.port_of("pool"))]
         else:
             backends = [Backend(a.name, a.host, a.port) for a in self.app_servers]
-        self.accelerators.append(
-            Varnish(
-                "varnish1",
-                run,
-                host,
-                cfg.port_of("varnish"),
-                varnishd,
-                backends=backends,
-                pool=cfg.pool,
-                health_path=cfg.project.health_path,
-                purge_secret=self.purge_secret,
-                purger_addresses=[host],
-                allowed_hosts=cfg.allowed_hosts,
+        for i in range(cfg.accelerators):
+            self.accelerators.append(
+                Varnish(
+                    f"varnish{i + 1}",
+                    run,
+                    host,
+                    cfg.port_of("varnish", i),
+                    varnishd,
+                    backends=backends,
+                    pool=cfg.pool,
+                    health_path=cfg.project.health_path,
+                    purge_secret=self.purge_secret,
+                    purger_addresses=[host],
+                    allowed_hosts=cfg.allowed_hosts,
+                )
             )
-        )
         tls_pem = None
         if cfg.tls:
             tls_pem = ensure_self_signed_pem(run / "tls", cfg.allowed_hosts)
@@ -265,6 +280,7 @@ class Stack:
             health_path=cfg.project.health_path,
             tls_port=cfg.port_of("tls") if cfg.tls else None,
             tls_pem=tls_pem,
+            balance=cfg.balance,
         )
         self.config.project.env["STRATA_ACCELERATORS"] = ",".join(
             f"http://{v.host}:{v.port}" for v in self.accelerators
@@ -359,19 +375,30 @@ class Stack:
         program.wait_ready()
 
     def _check_end_to_end(self, timeout: float = 20.0) -> None:
+        """Wait until GET / answers through the load balancer and through every accelerator.
+
+        Each Varnish node probes the app-server pool, which HAProxy (started after it)
+        serves: until its probes pass again, a node answers 503 on its own.
+        """
         deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                answer = http_get(self.config.host, self.config.port, "/", timeout=10)
-                if answer.status < 500:
-                    return
-                last = f"status {answer.status}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        logs = ", ".join(str(p.log_path) for p in self.app_servers[:1])
-        raise StackError("stack", f"GET / through the stack failed ({last}); see {logs}")
+        entrances = [(self.config.host, self.config.port)]
+        entrances += [(v.host, v.port) for v in self.accelerators]
+        for host, port in entrances:
+            last = ""
+            while True:
+                try:
+                    answer = http_get(host, port, "/", timeout=10)
+                    if answer.status < 500:
+                        break
+                    last = f"status {answer.status}"
+                except OSError as exc:
+                    last = str(exc)
+                if time.monotonic() > deadline:
+                    logs = ", ".join(str(p.log_path) for p in self.app_servers[:1])
+                    raise StackError(
+                        "stack", f"GET / through {host}:{port} failed ({last}); see {logs}"
+                    )
+                time.sleep(0.2)
 
     def manage(self, args: list[str], timeout: float = 600) -> str:
         """Run a Django management command against this stack's database and cache."""

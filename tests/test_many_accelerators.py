@@ -1,0 +1,96 @@
+"""Several Varnish nodes behind one load balancer (`strata up --accelerators N`).
+
+A write purges every node, in parallel; how the load balancer spreads pages over the
+nodes is a choice: each node caches everything (round robin), or each page lives on one
+node (its URI picks the node, consistent hashing).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from strata.stack.stack import Stack, StackConfig, demo_project
+
+from .stackutil import (
+    SMALL_SEED,
+    Client,
+    free_base_port,
+    make_run_dir,
+    remove_run_dir,
+    require_real_stack,
+)
+
+pytestmark = pytest.mark.stack
+
+
+def start_stack(balance: str) -> tuple[Stack, object]:
+    require_real_stack()
+    run_dir = make_run_dir()
+    config = StackConfig(
+        run_dir=run_dir,
+        project=demo_project(),
+        port=free_base_port(),
+        app_servers=1,
+        workers=2,
+        accelerators=2,
+        balance=balance,
+        setup_commands=[["migrate", "--noinput"], SMALL_SEED],
+    )
+    stack = Stack(config)
+    stack.start()
+    return stack, run_dir
+
+
+@pytest.fixture(scope="module", params=["roundrobin", "uri-consistent"])
+def stack(request):
+    the_stack, run_dir = start_stack(request.param)
+    try:
+        yield the_stack
+    finally:
+        the_stack.stop()
+        remove_run_dir(run_dir)
+
+
+def an_article(client: Client) -> str:
+    return "/" + re.search(r'href="/(articles/[^"#]+/)"', client.get("/").text).group(1)
+
+
+def x_cache(answer) -> str:
+    return answer.getheader("X-Cache") or ""
+
+
+def test_the_balance_decides_whether_every_node_or_one_node_keeps_a_page(stack):
+    public = Client(stack.config.host, stack.config.port)
+    path = f"/?balance={uuid.uuid4().hex[:8]}"
+
+    answers = [x_cache(public.get(path)) for _ in range(4)]
+
+    if stack.config.balance == "roundrobin":
+        assert answers == ["MISS", "MISS", "HIT", "HIT"]  # one copy per node
+    else:
+        assert answers == ["MISS", "HIT", "HIT", "HIT"]  # one node holds the page
+
+
+def test_a_write_purges_the_page_from_every_node(stack):
+    public = Client(stack.config.host, stack.config.port)
+    nodes = [Client(v.host, v.port) for v in stack.accelerators]
+    article = an_article(public)
+    for node in nodes:
+        node.get(article)
+        again = node.get(article)
+        assert x_cache(again) == "HIT", again.getheaders()
+    reader = Client(stack.config.host, stack.config.port)
+    reader.login("reader2")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', reader.get(article).text)
+    words = f"On every node {uuid.uuid4().hex[:8]}"
+
+    posted = reader.post_form(article, {"body": words, "csrfmiddlewaretoken": token.group(1)})
+
+    assert posted.status == 302
+    for node in nodes:
+        fresh = node.get(article)
+        assert words in fresh.text
+        assert x_cache(fresh) == "MISS"
