@@ -26,6 +26,14 @@
                they would store one render's timings and show them with every hit
 ``W026``       ``SESSION_ENGINE`` is Django's ``cached_db``: logged-in requests fail while
                the cache server is down (``strata.sessions`` falls back to the database)
+``E027``       ``REPLICAS`` is not a list of ``DATABASES`` aliases other than ``default``
+``E028``       ``REPLICAS`` is set but ``strata.replicas.ReplicaRouter`` is not in
+               ``DATABASE_ROUTERS``
+``W029``       a replica or the primary is not PostgreSQL: nothing read from that replica
+               can be cached (its replay position is unknown)
+``E030``       ``READ_YOUR_WRITES`` is not a number of seconds >= 0
+``W031``       ``REPLICAS`` is set but ``strata.replicas.ReadYourWritesMiddleware`` is not
+               in ``MIDDLEWARE``: a client may not read its own write on its next request
 =============  =====================================================================
 """
 
@@ -112,6 +120,7 @@ def check_strata_setting(app_configs=None, **kwargs):
     errors += _check_fragment_cache(raw)
     errors += _check_purges(raw)
     errors += _check_timing(raw)
+    errors += _check_replicas(raw)
     return errors
 
 
@@ -464,3 +473,104 @@ def _check_cache(alias) -> list:
             )
         ]
     return []
+
+
+ROUTER = "strata.replicas.ReplicaRouter"
+READ_YOUR_WRITES_MIDDLEWARE = "strata.replicas.ReadYourWritesMiddleware"
+
+
+def _installed_router() -> bool:
+    from .replicas import ReplicaRouter
+
+    for router in getattr(settings, "DATABASE_ROUTERS", []):
+        if router == ROUTER or router == "strata.replicas.router.ReplicaRouter":
+            return True
+        if isinstance(router, ReplicaRouter):
+            return True
+        if isinstance(router, str):
+            try:
+                from django.utils.module_loading import import_string
+
+                if issubclass(import_string(router), ReplicaRouter):
+                    return True
+            except (ImportError, TypeError):
+                continue
+    return False
+
+
+def _check_replicas(raw: dict) -> list:
+    errors = []
+    seconds = raw.get("READ_YOUR_WRITES", DEFAULTS["READ_YOUR_WRITES"])
+    if not _is_number(seconds, 0):
+        errors.append(
+            Error(
+                f"STRATA['READ_YOUR_WRITES'] must be a number of seconds >= 0, not {seconds!r}.",
+                hint="How long a client that wrote reads from the primary; longer than the "
+                "replicas' usual lag. The default is 10.",
+                id="strata.E030",
+            )
+        )
+    replicas = raw.get("REPLICAS", DEFAULTS["REPLICAS"])
+    databases = getattr(settings, "DATABASES", {})
+    if not isinstance(replicas, list | tuple) or not all(isinstance(a, str) for a in replicas):
+        return [
+            *errors,
+            Error(
+                f"STRATA['REPLICAS'] must be a list of DATABASES aliases, not {replicas!r}.",
+                hint="For example STRATA = {'REPLICAS': ['replica1']}.",
+                id="strata.E027",
+            ),
+        ]
+    if not replicas:
+        return errors
+    unknown = [a for a in replicas if a not in databases or a == "default"]
+    if unknown:
+        errors.append(
+            Error(
+                f"STRATA['REPLICAS'] names {', '.join(map(repr, unknown))}, which "
+                "DATABASES does not define as a replica.",
+                hint="List the aliases of read replicas, defined in DATABASES (with "
+                "'TEST': {'MIRROR': 'default'}); 'default' is the primary. Known aliases: "
+                f"{', '.join(databases) or 'none'}.",
+                id="strata.E027",
+            )
+        )
+    if not _installed_router():
+        errors.append(
+            Error(
+                "STRATA['REPLICAS'] is set, but no database router sends reads there.",
+                hint=f'Add DATABASE_ROUTERS = ["{ROUTER}"]: it sends writes to the primary '
+                "and lets a client that wrote read its own write.",
+                id="strata.E028",
+            )
+        )
+    engines = {
+        alias: databases[alias].get("ENGINE", "")
+        for alias in ("default", *replicas)
+        if alias in databases
+    }
+    other = [
+        a for a, engine in engines.items() if not ("postgresql" in engine or "postgis" in engine)
+    ]
+    if other:
+        errors.append(
+            Warning(
+                f"{', '.join(map(repr, other))} is not PostgreSQL: Strata cannot tell how far "
+                "a replica has replayed the primary's writes, so nothing read from the "
+                "replicas is cached.",
+                hint="Use PostgreSQL streaming replicas, or leave STRATA['REPLICAS'] empty.",
+                id="strata.W029",
+            )
+        )
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if READ_YOUR_WRITES_MIDDLEWARE not in middleware:
+        errors.append(
+            Warning(
+                "STRATA['REPLICAS'] is set, but ReadYourWritesMiddleware is not in MIDDLEWARE: "
+                "a client that wrote may read a lagging replica on its next request.",
+                hint=f'Add "{READ_YOUR_WRITES_MIDDLEWARE}" right after '
+                '"strata.middleware.StrataMiddleware".',
+                id="strata.W031",
+            )
+        )
+    return errors

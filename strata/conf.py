@@ -25,6 +25,10 @@ key                       default          meaning
 ``TAGS_HEADER_LIMIT``     ``7000``         bytes of ``xkey``; longer tag lists are coarsened
 ``TIMING``                absent (on)      time every request (``strata.timing``); a dict
                                            changes the defaults (below)
+``REPLICAS``              ``[]``           ``DATABASES`` aliases of read replicas for
+                                           ``strata.replicas.ReplicaRouter``
+``READ_YOUR_WRITES``      ``10``           seconds a client that wrote reads from the primary
+                                           (``docs/replicas.md``)
 ========================  ===============  ===================================================
 
 ``QUERY_CACHE`` keys:
@@ -114,6 +118,8 @@ DEFAULTS = {
     "PURGE_WAIT": 1.0,
     "TAGS_HEADER_LIMIT": 7000,
     "TIMING": None,
+    "REPLICAS": [],
+    "READ_YOUR_WRITES": 10,
 }
 
 QUERY_CACHE_DEFAULTS = {
@@ -223,6 +229,10 @@ class StrataSettings:
     purge_wait: float
     tags_header_limit: int
     timing: TimingSettings
+    replicas: tuple[str, ...] = ()
+    """``DATABASES`` aliases of read replicas (``strata.replicas``)."""
+    read_your_writes: float = 10.0
+    """Seconds a context or client that wrote reads from the primary."""
 
     @property
     def tracks_reads(self) -> bool:
@@ -270,7 +280,22 @@ def strata_settings() -> StrataSettings:
         purge_wait=float(raw["PURGE_WAIT"]),
         tags_header_limit=int(raw["TAGS_HEADER_LIMIT"]),
         timing=_timing(raw["TIMING"]),
+        replicas=_replicas(raw["REPLICAS"]),
+        read_your_writes=_seconds(raw["READ_YOUR_WRITES"], DEFAULTS["READ_YOUR_WRITES"]),
     )
+
+
+def _replicas(value) -> tuple[str, ...]:
+    # A wrong value means no replicas here; strata.E027 names it.
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(alias for alias in value if isinstance(alias, str))
+
+
+def _seconds(value, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return float(default)
 
 
 def _page_cache(block) -> PageCacheSettings:

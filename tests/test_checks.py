@@ -142,3 +142,44 @@ def test_djangos_cached_db_sessions_are_flagged_with_the_engine_that_survives_th
 
     settings.SESSION_ENGINE = "strata.sessions"
     assert check_sessions_survive_the_cache() == []
+
+
+# Database replicas (tests.settings: "default" and "replica", both SQLite)
+
+_ROUTERS = ["strata.replicas.ReplicaRouter"]
+_REPLICA_MIDDLEWARE = "strata.replicas.ReadYourWritesMiddleware"
+
+
+def _with_replicas(settings, strata, routers=_ROUTERS, middleware=True):
+    stack = list(settings.MIDDLEWARE)
+    if middleware:
+        stack.insert(1, _REPLICA_MIDDLEWARE)
+    changes = {"STRATA": {**settings.STRATA, **strata}, "DATABASE_ROUTERS": routers}
+    return _ids({**changes, "MIDDLEWARE": stack}, settings)
+
+
+def test_replicas_with_the_router_and_middleware_pass_except_for_not_being_postgresql(settings):
+    # SQLite cannot say how far a replica has replayed: nothing read there is cached.
+    assert _with_replicas(settings, {"REPLICAS": ["replica"]}) == ["strata.W029"]
+
+
+@pytest.mark.parametrize(
+    ("strata", "check_id"),
+    [
+        ({"REPLICAS": "replica"}, "strata.E027"),
+        ({"REPLICAS": ["replica2"]}, "strata.E027"),
+        ({"REPLICAS": ["default"]}, "strata.E027"),
+        ({"REPLICAS": ["replica"], "READ_YOUR_WRITES": -1}, "strata.E030"),
+    ],
+)
+def test_replica_settings_are_checked(settings, strata, check_id):
+    assert check_id in _with_replicas(settings, strata)
+
+
+def test_replicas_without_the_router_are_an_error(settings):
+    assert "strata.E028" in _with_replicas(settings, {"REPLICAS": ["replica"]}, routers=[])
+
+
+def test_replicas_without_read_your_writes_are_flagged(settings):
+    found = _with_replicas(settings, {"REPLICAS": ["replica"]}, middleware=False)
+    assert "strata.W031" in found

@@ -38,6 +38,7 @@ from django.db.models.sql.compiler import (
 from django.db.models.sql.query import Query
 
 from ..conf import strata_settings
+from ..replicas.positions import replica_behind
 from ..tags.invalidation import dirty_tables, invalidate_after_commit
 from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
 from ..tags.recorder import record, recording_active, taint
@@ -214,6 +215,14 @@ def _read(original, compiler, result_type, chunked_fetch, chunk_size):
         record(snapshot, missing)
     if cache_results:
         stats["miss"] += 1
+    if conf.replicas and connection.alias in conf.replicas:
+        # The replica rule (DESIGN.md): what a replica that has not replayed the writes
+        # behind this snapshot returns is served, never stored.
+        behind = replica_behind(connection)
+        if behind is not None:
+            stats["replica-behind"] += 1
+            taint(behind)
+            cache_results = False
     # Run the query with the SQL already compiled, instead of compiling it twice.
     compiler.as_sql = lambda *a, **k: (sql, params)
     try:
