@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from strata.stack.stack import Stack, StackConfig, demo_project  # noqa: E402
-from tests.stackutil import SMALL_SEED, free_base_port, make_run_dir, remove_run_dir  # noqa: E402
+from strata.stack.stack import Stack  # noqa: E402
+from tests.stackutil import demo_stack  # noqa: E402
 
 THREADS = 4
 
@@ -112,20 +112,8 @@ def varnish_counter(stack: Stack, field: str) -> list[int]:
 
 
 def measure(balance: str, requests: int, page_count: int, seed: int) -> dict:
-    run_dir = make_run_dir()
-    config = StackConfig(
-        run_dir=run_dir,
-        project=demo_project(),
-        port=free_base_port(),
-        app_servers=2,
-        workers=2,
-        accelerators=2,
-        balance=balance,
-        setup_commands=[["migrate", "--noinput"], SMALL_SEED],
-    )
-    stack = Stack(config)
-    stack.start()
-    try:
+    with demo_stack(accelerators=2, balance=balance) as stack:
+        config = stack.config
         host, port = config.host, config.port
         # Crawled past Varnish (the app pool's port), so the nodes start empty.
         paths = pages(host, config.port_of("pool"), page_count)
@@ -150,9 +138,6 @@ def measure(balance: str, requests: int, page_count: int, seed: int) -> dict:
             "both_nodes": both,
             "one_node_down": one_down,
         }
-    finally:
-        stack.stop()
-        remove_run_dir(run_dir)
 
 
 def main() -> None:

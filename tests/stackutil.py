@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import random
@@ -9,6 +10,7 @@ import re
 import shutil
 import ssl
 import tempfile
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,7 +20,7 @@ import pytest
 from strata.stack.ports import port_is_free
 from strata.stack.postgres import find_postgres_bindir
 from strata.stack.program import find_program
-from strata.stack.stack import OFFSETS
+from strata.stack.stack import OFFSETS, Stack, StackConfig, demo_project
 from strata.stack.varnish import xkey_available
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +39,30 @@ SMALL_SEED = [
     "--readers",
     "20",
 ]
+
+
+@contextlib.contextmanager
+def demo_stack(**options) -> Iterator[Stack]:
+    """The demo on a stack of its own: a small seed, free ports, stopped and removed after.
+
+    ``options`` go to :class:`StackConfig` (two app servers of two workers by default).
+    """
+    require_real_stack()
+    run_dir = make_run_dir()
+    config = StackConfig(
+        run_dir=run_dir,
+        project=demo_project(),
+        port=free_base_port(),
+        setup_commands=[["migrate", "--noinput"], SMALL_SEED],
+        **{"app_servers": 2, "workers": 2, "edge_ttl": 300, **options},
+    )
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        remove_run_dir(run_dir)
 
 
 def missing_programs() -> list[str]:

@@ -12,46 +12,15 @@ import uuid
 
 import pytest
 
-from strata.stack.stack import Stack, StackConfig, demo_project
-
-from .stackutil import (
-    SMALL_SEED,
-    Client,
-    free_base_port,
-    make_run_dir,
-    remove_run_dir,
-    require_real_stack,
-)
+from .stackutil import Client, demo_stack
 
 pytestmark = pytest.mark.stack
 
 
-def start_stack(balance: str) -> tuple[Stack, object]:
-    require_real_stack()
-    run_dir = make_run_dir()
-    config = StackConfig(
-        run_dir=run_dir,
-        project=demo_project(),
-        port=free_base_port(),
-        app_servers=1,
-        workers=2,
-        accelerators=2,
-        balance=balance,
-        setup_commands=[["migrate", "--noinput"], SMALL_SEED],
-    )
-    stack = Stack(config)
-    stack.start()
-    return stack, run_dir
-
-
 @pytest.fixture(scope="module", params=["roundrobin", "uri-consistent"])
 def stack(request):
-    the_stack, run_dir = start_stack(request.param)
-    try:
+    with demo_stack(app_servers=1, accelerators=2, balance=request.param) as the_stack:
         yield the_stack
-    finally:
-        the_stack.stop()
-        remove_run_dir(run_dir)
 
 
 def an_article(client: Client) -> str:

@@ -22,17 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from strata.stack.probes import line_probe
-from strata.stack.stack import Stack, StackConfig, demo_project
 from strata.tags.versions import VersionStore
 
-from ..stackutil import (
-    SMALL_SEED,
-    Client,
-    free_base_port,
-    make_run_dir,
-    remove_run_dir,
-    require_real_stack,
-)
+from ..stackutil import Client, demo_stack
 
 pytestmark = pytest.mark.stack
 
@@ -42,24 +34,8 @@ CLIENT_TIMEOUT = 15.0
 @pytest.fixture(scope="module")
 def stack():
     """A stack of its own: two app servers of two workers, Redis, PostgreSQL, Varnish."""
-    require_real_stack()
-    run_dir = make_run_dir()
-    config = StackConfig(
-        run_dir=run_dir,
-        project=demo_project(),
-        port=free_base_port(),
-        app_servers=2,
-        workers=2,
-        edge_ttl=300,
-        setup_commands=[["migrate", "--noinput"], SMALL_SEED],
-    )
-    the_stack = Stack(config)
-    the_stack.start()
-    try:
+    with demo_stack() as the_stack:
         yield the_stack
-    finally:
-        the_stack.stop()
-        remove_run_dir(run_dir)
 
 
 @pytest.fixture(autouse=True)
