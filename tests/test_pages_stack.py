@@ -326,3 +326,18 @@ def _some_tag(stack) -> str:
         ]
     )
     return re.search(r"^SLUG (\S+)$", out, re.M).group(1)
+
+
+def test_campaign_links_are_the_same_object_at_the_edge(stack):
+    anonymous = through_lb(stack)
+    tag = f"/tags/{_some_tag(stack)}/"
+    plain = cached_everywhere(anonymous, f"{tag}?page=1")
+
+    for variant in (
+        f"{tag}?utm_source=news&page=1",
+        f"{tag}?page=1&fbclid=abc&utm_medium=mail",
+        f"{tag}?gclid=1&page=1&_ga=2",
+    ):
+        answer = anonymous.get(variant)
+        assert answer.getheader("X-Cache") == "HIT", variant
+        assert text(answer) == text(plain), variant

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..conf import PAGE_CACHE_DEFAULTS
 from ..stack.render import render_template
+from ..stack.varnish import ignored_parameters_regex
 from .inventory import (
     Accelerator,
     AppServer,
@@ -116,6 +118,9 @@ def render_vcl(inventory: Inventory) -> str:
         "grace": traffic.grace,
         "refresh_grace": traffic.refresh_grace,
         "hole_prefix": re.escape(HOLE_PREFIX),
+        "ignored_parameters_regex": ignored_parameters_regex(
+            PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"]
+        ),
         "esi": True,
     }
     if traffic.proxy_protocol:

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..conf import PAGE_CACHE_DEFAULTS
 from .errors import StackError
 from .probes import http_get
 from .program import Program, program_version
@@ -39,6 +40,18 @@ def xkey_available() -> bool:
     ) or bool(list(Path("/usr/lib").glob("*/varnish/vmods/libvmod_xkey.so")))
 
 
+def ignored_parameters_regex(patterns) -> str:
+    """A regex alternation of query parameter names (``utm_*`` ends a prefix), for the VCL."""
+    parts = []
+    for pattern in patterns:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\*?", pattern):
+            continue  # only plain names can go into the VCL safely
+        parts.append(
+            re.escape(pattern[:-1]) + "[^=&]*" if pattern.endswith("*") else re.escape(pattern)
+        )
+    return "|".join(parts)
+
+
 class Varnish(Program):
     """One varnishd in the foreground, its VCL generated from the template."""
 
@@ -66,6 +79,7 @@ class Varnish(Program):
         grace: str = "1h",
         refresh_grace: str = "10s",
         hole_prefix: str = "/-/hole/",
+        ignored_parameters: tuple[str, ...] | None = None,
     ):
         super().__init__(name, run_dir, host, port)
         if not re.fullmatch(r"[A-Za-z0-9_.~+/=-]{16,200}", purge_secret):
@@ -88,6 +102,9 @@ class Varnish(Program):
         self.grace = grace
         self.refresh_grace = refresh_grace
         self.hole_prefix = hole_prefix
+        if ignored_parameters is None:
+            ignored_parameters = tuple(PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"])
+        self.ignored_parameters = ignored_parameters
         self.vcl_path = run_dir / "config" / f"{name}.vcl"
         self.work_dir = run_dir / name
 
@@ -114,6 +131,7 @@ class Varnish(Program):
             grace=self.grace,
             refresh_grace=self.refresh_grace,
             hole_prefix=re.escape(self.hole_prefix),
+            ignored_parameters_regex=ignored_parameters_regex(self.ignored_parameters),
             esi=True,
         )
 

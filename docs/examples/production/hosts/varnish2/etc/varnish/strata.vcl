@@ -118,6 +118,12 @@ sub vcl_recv {
         return (pass);
     }
 
+    # Tracking parameters never change a page (Django's page cache leaves them out of its
+    # key and hides them from views): one object for every campaign link.
+    if (req.url ~ "[?&](utm_[^=&]*|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_ga|_gl)(=|&|$)") {
+        set req.url = regsuball(req.url, "(?<=[?&])(utm_[^=&]*|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_ga|_gl)(=[^&]*)?(&|$)", "");
+        set req.url = regsub(req.url, "[?&]$", "");
+    }
     # Keep only the cookies Django needs; analytics cookies would split the cache.
     if (req.http.Cookie) {
         cookie.parse(req.http.Cookie);
