@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..stack.haproxy import admin_command, server_states
 from ..stack.process import pid_alive
 from .client import Answer, Session
 
@@ -137,33 +137,9 @@ class Target:
     def haproxy_states(self, backend: str) -> dict[str, str]:
         """Server → status (UP, DOWN, MAINT, ...) in HAProxy's ``backend``; {} if unknown."""
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(2.0)
-                sock.connect(str(self.haproxy_socket))
-                sock.sendall(b"show stat\n")
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError:
+            return server_states(admin_command(self.haproxy_socket, "show stat"), backend)
+        except (OSError, ValueError):
             return {}
-        lines = b"".join(chunks).decode("utf-8", "replace").splitlines()
-        if not lines:
-            return {}
-        header = lines[0].lstrip("# ").split(",")
-        try:
-            px, sv, status = header.index("pxname"), header.index("svname"), header.index("status")
-        except ValueError:
-            return {}
-        states = {}
-        for line in lines[1:]:
-            fields = line.split(",")
-            if (
-                len(fields) > status
-                and fields[px] == backend
-                and fields[sv] not in ("FRONTEND", "BACKEND")
-            ):
-                states[fields[sv]] = fields[status]
-        return states
 
     def describe(self) -> dict:
         """For the report: where the stack runs and what serves each layer."""

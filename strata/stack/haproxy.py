@@ -15,6 +15,40 @@ from .render import write_config
 __all__ = ["HAProxy"]
 
 
+def admin_command(socket_path: Path, command: str, timeout: float = 2.0) -> str:
+    """Run one command on the HAProxy runtime API at ``socket_path``; its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(socket_path))
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def server_states(show_stat: str, backend: str) -> dict[str, str]:
+    """Server name → status (UP, DOWN, MAINT, ...) in ``backend``, from ``show stat``.
+
+    Raises ValueError when the answer has no header naming those columns.
+    """
+    states: dict[str, str] = {}
+    lines = show_stat.splitlines()
+    if not lines:
+        return states
+    header = lines[0].lstrip("# ").split(",")
+    px, sv, status = header.index("pxname"), header.index("svname"), header.index("status")
+    for line in lines[1:]:
+        fields = line.split(",")
+        if (
+            len(fields) > status
+            and fields[px] == backend
+            and fields[sv] not in ("FRONTEND", "BACKEND")
+        ):
+            states[fields[sv]] = fields[status]
+    return states
+
+
 class HAProxy(Program):
     """One HAProxy process: the public frontend and, optionally, the app-server pool."""
 
@@ -123,32 +157,11 @@ class HAProxy(Program):
 
     def admin(self, command: str, timeout: float = 2.0) -> str:
         """Run one command on HAProxy's runtime API (the admin socket) and return its answer."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(self.admin_socket))
-            sock.sendall(command.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8", "replace")
+        return admin_command(self.admin_socket, command, timeout)
 
     def server_states(self, backend: str) -> dict[str, str]:
         """Server name → status (UP, DOWN, MAINT, ...) as HAProxy sees it now."""
-        states = {}
-        lines = self.admin("show stat").splitlines()
-        if not lines:
-            return states
-        header = lines[0].lstrip("# ").split(",")
-        px, sv, status = header.index("pxname"), header.index("svname"), header.index("status")
-        for line in lines[1:]:
-            fields = line.split(",")
-            if (
-                len(fields) > status
-                and fields[px] == backend
-                and fields[sv] not in ("FRONTEND", "BACKEND")
-            ):
-                states[fields[sv]] = fields[status]
-        return states
+        return server_states(self.admin("show stat"), backend)
 
     def get(self, path: str = "/", headers=None):
         """A request through the public frontend."""
