@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 EXTRAS=${EXTRAS:-redis,memcached,postgres,uwsgi,demo,chart,browser,dev}
-PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql wrk openssl chromium"
+PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql pgbouncer wrk openssl chromium iproute2"
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
