@@ -16,8 +16,16 @@ from rich.table import Table
 
 from ..stack.appserver import DjangoProject
 from ..stack.errors import StackError
+from ..stack.hosts import remove_network
 from ..stack.process import pid_alive
-from ..stack.stack import BALANCES, MAX_ACCELERATORS, Stack, StackConfig, demo_project
+from ..stack.stack import (
+    BALANCES,
+    MAX_ACCELERATORS,
+    MAX_HOSTS,
+    Stack,
+    StackConfig,
+    demo_project,
+)
 
 __all__ = ["up", "down", "status"]
 
@@ -152,6 +160,20 @@ def _fail(error: StackError) -> None:
     "--cache", type=click.Choice(["redis", "memcached"]), default="redis", show_default=True
 )
 @click.option(
+    "--hosts",
+    type=click.IntRange(2, MAX_HOSTS),
+    default=None,
+    help="Spread the stack over hosts: two load balancers, N accelerator hosts, N app hosts, "
+    "a cache host (N memcached nodes with --cache memcached) and a database host, each a "
+    "network namespace on a private bridge (docs/hosts.md).",
+)
+@click.option(
+    "--loopback",
+    is_flag=True,
+    help="With --hosts: give each host a loopback address (127.0.0.2, ...) instead of a "
+    "network namespace (the default without root).",
+)
+@click.option(
     "--tls/--no-tls", default=False, help="Terminate TLS at HAProxy (self-signed certificate)."
 )
 @click.option(
@@ -180,6 +202,8 @@ def up(
     accelerators,
     balance,
     cache,
+    hosts,
+    loopback,
     tls,
     embedded,
     seed,
@@ -194,6 +218,8 @@ def up(
     if is_demo and seed:
         setup.append(["seed_newsroom", "--if-empty"])
     run_dir = run_dir.resolve()
+    if loopback and not hosts:
+        raise click.UsageError("--loopback goes with --hosts N")
     config = StackConfig(
         run_dir=run_dir,
         project=project,
@@ -209,6 +235,8 @@ def up(
         embedded=embedded,
         setup_commands=setup,
         edge_ttl=edge_ttl,
+        hosts=hosts or 0,
+        namespaces=False if loopback else None,
     )
     try:
         lock = _take_lock(run_dir)
@@ -232,6 +260,8 @@ def up(
         console.print(
             f"\nOpen [bold]{stack.url}[/]" + (f"  or  {stack.tls_url}" if stack.tls_url else "")
         )
+        for other in stack.urls[1:]:
+            console.print(f"  or [bold]{other}[/] (another load balancer)")
         console.print("Ctrl-C stops everything.")
         _supervise(stack)
     except StackError as error:
@@ -313,6 +343,11 @@ def down(run_dir, timeout):
         raise click.ClickException(f"no stack is running for {run_dir.resolve()}") from None
     if not pid_alive(pid):
         lock.unlink(missing_ok=True)
+        state = _read_state(run_dir) or {}
+        if state.get("network"):
+            remove_network(state["network"])  # strata up was killed: its hosts are left
+            (run_dir / "state.json").unlink(missing_ok=True)
+            console.print("removed the hosts' network namespaces left by a killed strata up")
         raise click.ClickException(f"no stack is running for {run_dir.resolve()} (stale pid {pid})")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

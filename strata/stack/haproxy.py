@@ -88,8 +88,8 @@ class HAProxy(Program):
         self.tls_pem = tls_pem
         self.slowstart = slowstart
         self.balance = balance
-        self.config_path = run_dir / "config" / "haproxy.cfg"
-        self.admin_socket = run_dir / "haproxy" / "admin.sock"
+        self.config_path = run_dir / "config" / f"{name}.cfg"
+        self.admin_socket = run_dir / name / "admin.sock"
 
     def version(self) -> str:
         return program_version([self.binary, "-v"], lambda s: s.split()[2])

@@ -66,6 +66,7 @@ class PostgreSQL(Program):
         self.durable = durable
         self.base = self._choose_base(run_dir)
         self.data_dir = self.base / "data"
+        self.clients_network: str | None = None  # a subnet allowed in, besides loopback
 
     @property
     def url(self) -> str:
@@ -109,6 +110,8 @@ class PostgreSQL(Program):
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        if self.clients_network:
+            self._allow_clients(self.clients_network)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def _initdb(self) -> None:
@@ -137,6 +140,14 @@ class PostgreSQL(Program):
             init_log.parent.mkdir(parents=True, exist_ok=True)
             init_log.write_text(result.stdout + result.stderr)
             raise StackError(self.name, "initdb failed", init_log, detail=result.stderr[-2000:])
+
+    def _allow_clients(self, network: str) -> None:
+        """Let the app hosts of a multi-host stack in (the cluster trusts loopback only)."""
+        hba = self.data_dir / "pg_hba.conf"
+        line = f"host all all {network} trust\n"
+        text = hba.read_text()
+        if line not in text:
+            hba.write_text(text + line)
 
     def argv(self) -> list[str]:
         settings = {

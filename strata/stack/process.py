@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -39,13 +40,24 @@ def tail(path: Path, lines: int = 15) -> str:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(signum: int):
+def _die_with_parent(signum: int, netns: str | None = None, user: str | None = None):
     """A ``preexec_fn`` asking the kernel to signal the child when its parent dies.
 
-    Then even a ``strata up`` that is killed with SIGKILL leaves no program behind.
+    Then even a ``strata up`` that is killed with SIGKILL leaves no program behind. With
+    ``netns`` the child first enters that network namespace (a host of a multi-host
+    stack), and only then becomes ``user``: entering a namespace needs root.
     """
 
     def preexec() -> None:
+        if netns is not None:
+            from .hosts import enter_namespace
+
+            enter_namespace(netns)
+            if user is not None:
+                entry = pwd.getpwnam(user)
+                os.setgroups([])
+                os.setgid(entry.pw_gid)
+                os.setuid(entry.pw_uid)
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
@@ -90,6 +102,7 @@ class ManagedProcess:
         cwd: Path | None = None,
         user: str | None = None,
         stop_signal: int = signal.SIGTERM,
+        netns: str | None = None,
     ):
         self.argv = list(argv)
         self.log_path = log_path
@@ -97,6 +110,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.user = user
         self.stop_signal = stop_signal
+        self.netns = netns
         self.popen: subprocess.Popen | None = None
 
     @property
@@ -109,7 +123,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as logfile:
             extra = {}
-            if self.user is not None:
+            if self.user is not None and self.netns is None:
                 extra = {"user": self.user, "group": self.user, "extra_groups": []}
             self.popen = subprocess.Popen(
                 self.argv,
@@ -120,7 +134,7 @@ class ManagedProcess:
                 cwd=self.cwd,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=_die_with_parent(self.stop_signal),
+                preexec_fn=_die_with_parent(self.stop_signal, self.netns, self.user),
                 **extra,
             )
         log.debug("started pid %s: %s", self.popen.pid, " ".join(self.argv))

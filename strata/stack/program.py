@@ -62,6 +62,7 @@ class Program:
         self.run_dir = run_dir
         self.host = host
         self.port = port
+        self.netns: str | None = None  # the network namespace of its host, if any
         self.process: ManagedProcess | None = None
 
     # -- what a subclass provides -------------------------------------------------------
@@ -126,6 +127,7 @@ class Program:
             cwd=self.cwd(),
             user=self.user(),
             stop_signal=self.stop_signal,
+            netns=self.netns,
         )
         try:
             self.process.start()

@@ -21,6 +21,7 @@ class Redis(Program):
         self.maxmemory = maxmemory
         self.data_dir = run_dir / "redis"
         self.config_path = run_dir / "config" / "redis.conf"
+        self.protected_mode = True  # False: clients on other hosts, without a password
 
     @property
     def url(self) -> str:
@@ -39,6 +40,7 @@ class Redis(Program):
             port=self.port,
             data_dir=self.data_dir,
             maxmemory=self.maxmemory,
+            protected_mode=self.protected_mode,
         )
 
     def argv(self) -> list[str]:

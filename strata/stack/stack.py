@@ -22,6 +22,7 @@ from pathlib import Path
 from .appserver import APP_SERVERS, DjangoProject
 from .errors import StackError
 from .haproxy import HAProxy
+from .hosts import Host, HostNetwork, LoopbackHosts, make_hosts
 from .memcached import Memcached
 from .ports import EPHEMERAL_START, port_is_free
 from .postgres import PostgreSQL, find_postgres_bindir
@@ -51,6 +52,20 @@ OFFSETS = {
 # Varnish nodes take the ports from base + 80 up to the pool's (base + 90).
 MAX_ACCELERATORS = OFFSETS["pool"] - OFFSETS["varnish"]
 BALANCES = ("roundrobin", "uri-consistent")
+MAX_HOSTS = 8
+LOAD_BALANCERS = 2  # of a multi-host stack
+
+
+def host_names(hosts: int, cache: str) -> list[str]:
+    """The hosts of a multi-host stack, in start order of their roles."""
+    caches = hosts if cache == "memcached" else 1
+    return (
+        ["db1"]
+        + [f"cache{i + 1}" for i in range(caches)]
+        + [f"app{i + 1}" for i in range(hosts)]
+        + [f"edge{i + 1}" for i in range(hosts)]
+        + [f"lb{i + 1}" for i in range(LOAD_BALANCERS)]
+    )
 
 
 def demo_project() -> DjangoProject:
@@ -89,6 +104,10 @@ class StackConfig:
     allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
     setup_commands: list[list[str]] = field(default_factory=lambda: [["migrate", "--noinput"]])
     edge_ttl: int = 300
+    # Several hosts (0: everything on ``host``): two load balancers, ``hosts`` accelerator
+    # hosts and app hosts, one cache host (or ``hosts`` memcached nodes), one database host.
+    hosts: int = 0
+    namespaces: bool | None = None  # hosts as network namespaces (None: when root allows)
 
     def port_of(self, role: str, index: int = 0) -> int:
         """The port of ``role`` (its ``index``-th instance)."""
@@ -112,6 +131,10 @@ class StackConfig:
                 "config",
                 f"unknown balance {self.balance!r} (choose {' or '.join(BALANCES)})",
             )
+        if self.hosts and not 2 <= self.hosts <= MAX_HOSTS:
+            raise StackError("config", f"hosts must be between 2 and {MAX_HOSTS}")
+        if self.hosts and self.embedded:
+            raise StackError("config", "--hosts runs the real programs: it cannot be --embedded")
         if not 1 <= self.app_servers <= 64 or not 1 <= self.workers <= 64:
             raise StackError("config", "app servers and workers must be between 1 and 64")
         top = self.port + max(OFFSETS.values()) + self.app_servers
@@ -146,12 +169,33 @@ class Stack:
         self.app_servers: list[Program] = []
         self.accelerators: list[Varnish] = []
         self.load_balancer: HAProxy | None = None
+        self.more_load_balancers: list[HAProxy] = []
+        self.caches: list[Redis | Memcached] = []
+        self.network: HostNetwork | LoopbackHosts | None = None
+        if config.hosts:
+            config.app_servers = config.accelerators = config.hosts
+            self.network = make_hosts(host_names(config.hosts, config.cache), config.namespaces)
+            config.allowed_hosts = list(
+                dict.fromkeys(
+                    [*config.allowed_hosts, *(h.address for h in self.network.hosts.values())]
+                )
+            )
         self.embedded: list[EmbeddedLayer] = []
         self.started: list[Program] = []
         self.purge_secret = ""
         self._plan()
 
     # -- planning ----------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        """The host that runs ``name`` (db1, cache1, app1, edge1, lb1, ...)."""
+        if self.network is None:
+            return Host(name, self.config.host)
+        return self.network.hosts[name]
+
+    def _on(self, program: Program, host_name: str) -> Program:
+        program.netns = self.host(host_name).netns
+        return program
+
     def _plan(self) -> None:
         cfg, run = self.config, self.run_dir
         host = cfg.host
@@ -159,7 +203,12 @@ class Stack:
 
         bindir = None if embedded else find_postgres_bindir()
         if bindir is not None:
-            self.database = PostgreSQL("postgres", run, host, cfg.port_of("postgres"), bindir)
+            self.database = PostgreSQL(
+                "postgres", run, self.host("db1").address, cfg.port_of("postgres"), bindir
+            )
+            self._on(self.database, "db1")
+            if self.network is not None:
+                self.database.clients_network = self.network.cidr
             database_url = self.database.url
         else:
             sqlite = run / "db.sqlite3"
@@ -179,11 +228,31 @@ class Stack:
             else find_program("redis-server" if cfg.cache == "redis" else "memcached")
         )
         if cache_binary and cfg.cache == "redis":
-            self.cache = Redis("redis", run, host, cfg.port_of("redis"), cache_binary)
+            self.cache = Redis(
+                "redis", run, self.host("cache1").address, cfg.port_of("redis"), cache_binary
+            )
+            self.caches = [self._on(self.cache, "cache1")]
+            self.cache.protected_mode = self.network is None
         elif cache_binary:
-            self.cache = Memcached("memcached", run, host, cfg.port_of("memcached"), cache_binary)
+            nodes = cfg.hosts or 1
+            self.caches = [
+                self._on(
+                    Memcached(
+                        "memcached" if i == 0 else f"memcached{i + 1}",
+                        run,
+                        self.host(f"cache{i + 1}").address,
+                        cfg.port_of("memcached"),
+                        cache_binary,
+                    ),
+                    f"cache{i + 1}",
+                )
+                for i in range(nodes)
+            ]
+            self.cache = self.caches[0]
         if self.cache is not None:
             cache_url = self.cache.url
+            if len(self.caches) > 1:
+                cache_url = "memcached://" + ",".join(c.address for c in self.caches)
         else:
             cache_dir = run / "cache"
             cache_url = f"file://{cache_dir}"
@@ -204,6 +273,12 @@ class Stack:
         if varnishd and not xkey_available():
             missing.append("the xkey vmod (varnish-modules)")
         front = not embedded and not missing
+        if self.network is not None and (not front or bindir is None or cache_binary is None):
+            raise StackError(
+                "config",
+                "--hosts runs the real programs: install Varnish (with varnish-modules), "
+                "HAProxy, PostgreSQL and the cache server (scripts/bootstrap.sh)",
+            )
 
         self.purge_secret = self._purge_secret()
         project_env = {
@@ -219,9 +294,14 @@ class Stack:
         server_class = APP_SERVERS[cfg.app_server]
         if front:
             for i in range(cfg.app_servers):
+                name = f"app{i + 1}"
+                address = host if self.network is None else self.host(name).address
                 self.app_servers.append(
-                    server_class(
-                        f"app{i + 1}", run, host, cfg.port_of("app", i), cfg.project, cfg.workers
+                    self._on(
+                        server_class(
+                            name, run, address, cfg.port_of("app", i), cfg.project, cfg.workers
+                        ),
+                        name,
                     )
                 )
         else:
@@ -243,45 +323,68 @@ class Stack:
             )
             return
 
+        balancers = [self.host(f"lb{i + 1}").address for i in range(self._load_balancers)]
         if cfg.pool == "haproxy":
-            backends = [Backend("pool", host, cfg.port_of("pool"))]
+            backends = [
+                Backend(
+                    "pool" if len(balancers) == 1 else f"lb{i + 1}_pool",
+                    address,
+                    cfg.port_of("pool"),
+                )
+                for i, address in enumerate(balancers)
+            ]
         else:
             backends = [Backend(a.name, a.host, a.port) for a in self.app_servers]
+        purgers = [host]
+        if self.network is not None:
+            purgers = [a.host for a in self.app_servers]
+            if isinstance(self.network, LoopbackHosts):
+                purgers.append("127.0.0.1")  # the source address of loopback connections
         for i in range(cfg.accelerators):
             self.accelerators.append(
-                Varnish(
-                    f"varnish{i + 1}",
-                    run,
-                    host,
-                    cfg.port_of("varnish", i),
-                    varnishd,
-                    backends=backends,
-                    pool=cfg.pool,
-                    health_path=cfg.project.health_path,
-                    purge_secret=self.purge_secret,
-                    purger_addresses=[host],
-                    allowed_hosts=cfg.allowed_hosts,
+                self._on(
+                    Varnish(
+                        f"varnish{i + 1}",
+                        run,
+                        host if self.network is None else self.host(f"edge{i + 1}").address,
+                        cfg.port_of("varnish", i),
+                        varnishd,
+                        backends=backends,
+                        pool=cfg.pool,
+                        health_path=cfg.project.health_path,
+                        purge_secret=self.purge_secret,
+                        purger_addresses=purgers,
+                        allowed_hosts=cfg.allowed_hosts,
+                    ),
+                    f"edge{i + 1}",
                 )
             )
         tls_pem = None
         if cfg.tls:
             tls_pem = ensure_self_signed_pem(run / "tls", cfg.allowed_hosts)
-        self.load_balancer = HAProxy(
-            "haproxy",
-            run,
-            host,
-            cfg.port,
-            haproxy,
-            accelerators=[Backend(v.name, v.host, v.port) for v in self.accelerators],
-            app_servers=[Backend(a.name, a.host, a.port) for a in self.app_servers],
-            pool=cfg.pool,
-            pool_port=cfg.port_of("pool"),
-            workers=cfg.workers,
-            health_path=cfg.project.health_path,
-            tls_port=cfg.port_of("tls") if cfg.tls else None,
-            tls_pem=tls_pem,
-            balance=cfg.balance,
-        )
+        balancer_programs = [
+            self._on(
+                HAProxy(
+                    "haproxy" if i == 0 else f"haproxy{i + 1}",
+                    run,
+                    address,
+                    cfg.port,
+                    haproxy,
+                    accelerators=[Backend(v.name, v.host, v.port) for v in self.accelerators],
+                    app_servers=[Backend(a.name, a.host, a.port) for a in self.app_servers],
+                    pool=cfg.pool,
+                    pool_port=cfg.port_of("pool"),
+                    workers=cfg.workers,
+                    health_path=cfg.project.health_path,
+                    tls_port=cfg.port_of("tls") if cfg.tls else None,
+                    tls_pem=tls_pem,
+                    balance=cfg.balance,
+                ),
+                f"lb{i + 1}",
+            )
+            for i, address in enumerate(balancers)
+        ]
+        self.load_balancer, *self.more_load_balancers = balancer_programs
         self.config.project.env["STRATA_ACCELERATORS"] = ",".join(
             f"http://{v.host}:{v.port}" for v in self.accelerators
         )
@@ -297,34 +400,56 @@ class Stack:
         return secret
 
     @property
+    def _load_balancers(self) -> int:
+        return LOAD_BALANCERS if self.network is not None else 1
+
+    @property
+    def load_balancers(self) -> list[HAProxy]:
+        """Every load balancer (one on a single host; two on several hosts)."""
+        first = [self.load_balancer] if self.load_balancer else []
+        return first + self.more_load_balancers
+
+    @property
     def programs(self) -> list[Program]:
         """Every program, in start order."""
         order: list[Program] = []
         if self.database:
             order.append(self.database)
-        if self.cache:
-            order.append(self.cache)
+        order += self.caches
         order += self.app_servers
         order += self.accelerators
-        if self.load_balancer:
-            order.append(self.load_balancer)
+        order += self.load_balancers
         return order
+
+    @property
+    def entrance(self) -> str:
+        """The address of the (first) load balancer."""
+        return self.load_balancer.host if self.load_balancer else self.config.host
 
     @property
     def url(self) -> str:
         """Where a person opens the site."""
-        return f"http://{self.config.host}:{self.config.port}/"
+        return f"http://{self.entrance}:{self.config.port}/"
+
+    @property
+    def urls(self) -> list[str]:
+        """Every load balancer's address (several on a multi-host stack)."""
+        if not self.more_load_balancers:
+            return [self.url]
+        return [f"http://{lb.host}:{lb.port}/" for lb in self.load_balancers]
 
     @property
     def tls_url(self) -> str | None:
         """The HTTPS address, when TLS termination is on."""
         if self.load_balancer and self.load_balancer.tls_port:
-            return f"https://{self.config.host}:{self.load_balancer.tls_port}/"
+            return f"https://{self.entrance}:{self.load_balancer.tls_port}/"
         return None
 
     # -- running -----------------------------------------------------------------------
     def check_ports(self) -> None:
         """Fail before starting anything when a port the stack needs is taken."""
+        if isinstance(self.network, HostNetwork):
+            return  # fresh namespaces: nothing listens there yet
         for program in self.programs:
             for port in program.ports():
                 if not port_is_free(program.host, port):
@@ -343,8 +468,11 @@ class Stack:
         say = progress or (lambda message: None)
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         try:
+            if self.network is not None:
+                say(f"making {len(self.network.hosts)} hosts")
+                self.network.create()
             self.check_ports()
-            for program in [p for p in (self.database, self.cache) if p]:
+            for program in [p for p in (self.database, *self.caches) if p]:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
             for args in self.config.setup_commands:
@@ -359,9 +487,9 @@ class Stack:
             for program in self.accelerators:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
-            if self.load_balancer:
-                say("starting haproxy")
-                self._start_and_wait(self.load_balancer)
+            for program in self.load_balancers:
+                say(f"starting {program.name}")
+                self._start_and_wait(program)
             say("checking a request end to end")
             self._check_end_to_end()
         except BaseException:
@@ -381,7 +509,8 @@ class Stack:
         serves: until its probes pass again, a node answers 503 on its own.
         """
         deadline = time.monotonic() + timeout
-        entrances = [(self.config.host, self.config.port)]
+        entrances = [(lb.host, lb.port) for lb in self.load_balancers]
+        entrances = entrances or [(self.config.host, self.config.port)]
         entrances += [(v.host, v.port) for v in self.accelerators]
         for host, port in entrances:
             last = ""
@@ -435,6 +564,11 @@ class Stack:
             except Exception as exc:  # keep stopping the others
                 errors.append(StackError(program.name, f"could not stop: {exc}", program.log_path))
         self.started.clear()
+        if self.network is not None:
+            try:
+                self.network.remove()
+            except Exception as exc:
+                errors.append(StackError("network", f"could not remove the hosts: {exc}"))
         state = self.run_dir / "state.json"
         if state.exists():
             state.unlink()
@@ -452,10 +586,10 @@ class Stack:
     def status_rows(self) -> list[StatusRow]:
         """The status table: real programs, then the embedded layers with their reason."""
         layers = [
-            [self.load_balancer],
+            self.load_balancers,
             self.accelerators,
             self.app_servers,
-            [self.cache],
+            self.caches,
             [self.database],
         ]
         rows = [p.status_row() for layer in layers for p in layer if p is not None]
@@ -484,6 +618,7 @@ class Stack:
             "implementation": program.implementation,
             "host": program.host,
             "port": program.port,
+            "netns": program.netns,
             "pid": program.pid,
         }
         work_dir = getattr(program, "work_dir", None)
@@ -496,9 +631,11 @@ class Stack:
         state = {
             "pid": os.getpid(),
             "url": self.url,
+            "urls": self.urls,
             "tls_url": self.tls_url,
             "rows": [row.__dict__ for row in self.status_rows()],
             "programs": {p.name: self._program_state(p) for p in self.programs},
+            "network": self.network.describe() if self.network else None,
             "cache_url": self.config.project.env.get("CACHE_URL", ""),
             "database_url": self.config.project.env.get("DATABASE_URL", ""),
         }

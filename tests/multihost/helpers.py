@@ -1,0 +1,79 @@
+"""What the multi-host tests share: a stack on hosts, readers per host, HAProxy's counters."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from strata.stack.haproxy import admin_command
+from strata.stack.hosts import namespaces_available
+from strata.stack.stack import Stack
+
+from ..stackutil import Client, demo_stack
+
+
+def require_namespaces() -> None:
+    """Skip, saying why, where network namespaces cannot be made (not root, no iproute2)."""
+    available, reason = namespaces_available()
+    if not available:
+        pytest.skip(f"{reason}: the multi-host stack runs on loopback addresses instead")
+
+
+@contextlib.contextmanager
+def hosts_stack(**options) -> Iterator[Stack]:
+    """The demo spread over hosts (2 load balancers, 2 edges, 2 app hosts by default)."""
+    with demo_stack(**{"hosts": 2, "workers": 2, **options}) as stack:
+        yield stack
+
+
+def public_host(stack: Stack) -> str:
+    """The Host header a browser sends to the first load balancer."""
+    return f"{stack.load_balancer.host}:{stack.load_balancer.port}"
+
+
+def balancers(stack: Stack) -> list[Client]:
+    """A client per load balancer."""
+    return [Client(lb.host, lb.port, timeout=10) for lb in stack.load_balancers]
+
+
+def edges(stack: Stack) -> list[Client]:
+    """A client per Varnish node, past the load balancers."""
+    return [Client(v.host, v.port, timeout=5) for v in stack.accelerators]
+
+
+def an_article(client: Client) -> str:
+    """The path of an article linked from the front page."""
+    return "/" + re.search(r'href="/(articles/[^"#]+/)"', client.get("/").text).group(1)
+
+
+def post_comment(stack: Stack, path: str, username: str = "reader2") -> str:
+    """Post a comment through the first load balancer; return its words."""
+    writer = balancers(stack)[0]
+    writer.login(username)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', writer.get(path).text)
+    words = f"comment {uuid.uuid4().hex[:10]}"
+    posted = writer.post_form(path, {"body": words, "csrfmiddlewaretoken": token.group(1)})
+    assert posted.status == 302, (posted.status, posted.text[:300])
+    return words
+
+
+def x_cache(answer) -> str:
+    return answer.getheader("X-Cache") or ""
+
+
+def requests_per_server(stack: Stack, backend: str) -> dict[str, int]:
+    """Requests each server of ``backend`` got, summed over every load balancer."""
+    totals: dict[str, int] = {}
+    for lb in stack.load_balancers:
+        lines = admin_command(lb.admin_socket, "show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        px, sv, stot = header.index("pxname"), header.index("svname"), header.index("stot")
+        for line in lines[1:]:
+            fields = line.split(",")
+            if len(fields) > stot and fields[px] == backend and fields[sv] not in ("BACKEND",):
+                totals[fields[sv]] = totals.get(fields[sv], 0) + int(fields[stot] or 0)
+    return totals

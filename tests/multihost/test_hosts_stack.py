@@ -1,0 +1,132 @@
+"""The demo spread over hosts (`strata up --hosts 2`): every host a network namespace.
+
+Two load balancers, two Varnish hosts, two app hosts, a cache host and a database host,
+joined by a private bridge. The tests send traffic through both load balancers, write on
+one app host, and cut a Varnish host off the network while writes go on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from .helpers import (
+    an_article,
+    balancers,
+    edges,
+    hosts_stack,
+    post_comment,
+    public_host,
+    requests_per_server,
+    require_namespaces,
+    x_cache,
+)
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def stack():
+    require_namespaces()
+    with hosts_stack() as the_stack:
+        yield the_stack
+
+
+def network_namespace(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/net")
+
+
+def test_every_host_runs_in_a_network_namespace_of_its_own(stack):
+    programs = stack.programs
+    namespaces = {network_namespace(p.pid) for p in programs}
+    addresses = {p.host for p in programs}
+
+    assert len(programs) == 8  # db, cache, 2 app, 2 edge, 2 load balancers
+    assert len(namespaces) == len(addresses) == 8
+    assert network_namespace(os.getpid()) not in namespaces
+    assert all(p.host.startswith("10.213.") for p in programs)
+
+
+def test_traffic_through_both_load_balancers_reaches_every_edge_and_app_host(stack):
+    before_edges = requests_per_server(stack, "accelerators")
+    before_apps = requests_per_server(stack, "app_pool")
+    readers = balancers(stack)
+
+    for i in range(40):
+        answer = readers[i % 2].get(f"/?spread={i}", headers={"Host": public_host(stack)})
+        assert answer.status == 200
+
+    edges_now = requests_per_server(stack, "accelerators")
+    apps_now = requests_per_server(stack, "app_pool")
+    for edge in ("varnish1", "varnish2"):
+        assert edges_now[edge] - before_edges.get(edge, 0) >= 10, edges_now
+    for app in ("app1", "app2"):
+        assert apps_now[app] - before_apps.get(app, 0) >= 5, apps_now
+
+
+def test_a_write_on_one_app_host_is_fresh_through_every_edge_and_load_balancer(stack):
+    host = {"Host": public_host(stack)}
+    article = an_article(balancers(stack)[0])
+    for edge in edges(stack):
+        edge.get(article, headers=host)
+        assert x_cache(edge.get(article, headers=host)) == "HIT"
+
+    words = post_comment(stack, article)
+
+    for reader in edges(stack) + balancers(stack):
+        assert words in reader.get(article, headers=host).text
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def edge_state(stack, name: str) -> set[str]:
+    return {lb.server_states("accelerators").get(name, "?") for lb in stack.load_balancers}
+
+
+def test_an_edge_cut_off_during_writes_serves_nothing_stale_when_it_returns(stack):
+    host = {"Host": public_host(stack)}
+    article = an_article(balancers(stack)[0])
+    cut_off = edges(stack)[1]
+    cut_off.get(article, headers=host)
+    assert x_cache(cut_off.get(article, headers=host)) == "HIT"
+
+    stack.network.partition("edge2")
+    try:
+        wait_for(lambda: edge_state(stack, "varnish2") == {"DOWN"}, 15, "varnish2 marked down")
+        written = [post_comment(stack, article) for _ in range(3)]
+        for reader in balancers(stack):
+            assert written[-1] in reader.get(article, headers=host).text
+    finally:
+        stack.network.heal("edge2")
+
+    # Read through both load balancers while edge2 comes back, and for a while after.
+    seen_back, stale = None, []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for reader in balancers(stack):
+            answer = reader.get(article, headers=host)
+            if written[-1] not in answer.text:
+                stale.append(
+                    (
+                        round(time.monotonic() - deadline + 30, 2),
+                        answer.status,
+                        x_cache(answer),
+                        sorted(edge_state(stack, "varnish2")),
+                        answer.text[:80],
+                    )
+                )
+        if seen_back is None and edge_state(stack, "varnish2") == {"UP"}:
+            seen_back = time.monotonic()
+        if seen_back is not None and time.monotonic() - seen_back > 3:
+            break
+    assert seen_back is not None, "varnish2 never came back"
+    assert stale == [], (len(stale), stale[:3], stale[-3:])
+    assert written[-1] in cut_off.get(article, headers=host).text
