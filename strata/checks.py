@@ -34,6 +34,10 @@
 ``E030``       ``READ_YOUR_WRITES`` is not a number of seconds >= 0
 ``W031``       ``REPLICAS`` is set but ``strata.replicas.ReadYourWritesMiddleware`` is not
                in ``MIDDLEWARE``: a client may not read its own write on its next request
+``W032``       a database behind a pooler in transaction mode (listed in
+               ``TRANSACTION_POOLED``, or on port 6432, pgbouncer's) keeps server-side
+               cursors on, prepares statements, or sets a role per connection
+``E033``       ``TRANSACTION_POOLED`` is not a list of PostgreSQL ``DATABASES`` aliases
 =============  =====================================================================
 """
 
@@ -121,6 +125,7 @@ def check_strata_setting(app_configs=None, **kwargs):
     errors += _check_purges(raw)
     errors += _check_timing(raw)
     errors += _check_replicas(raw)
+    errors += _check_transaction_pooled(raw)
     return errors
 
 
@@ -571,6 +576,88 @@ def _check_replicas(raw: dict) -> list:
                 hint=f'Add "{READ_YOUR_WRITES_MIDDLEWARE}" right after '
                 '"strata.middleware.StrataMiddleware".',
                 id="strata.W031",
+            )
+        )
+    return errors
+
+
+PGBOUNCER_PORT = 6432  # pgbouncer's default port: a hint, not proof, of a pooler
+
+
+def _is_postgresql(config: dict) -> bool:
+    engine = config.get("ENGINE", "")
+    return "postgresql" in engine or "postgis" in engine
+
+
+def _session_state(config: dict) -> list[str]:
+    """What in a database's settings needs one server connection for the whole session."""
+    problems = []
+    if not config.get("DISABLE_SERVER_SIDE_CURSORS"):
+        problems.append(
+            "server-side cursors are on (QuerySet.iterator() fetches, in later "
+            "transactions, from a cursor that another server connection does not have)"
+        )
+    options = config.get("OPTIONS") or {}
+    if options.get("server_side_binding") is True and options.get("prepare_threshold") is not None:
+        problems.append(
+            "psycopg prepares statements (server_side_binding with prepare_threshold): a "
+            "statement prepared on one server connection is missing, or already taken, "
+            "on the next"
+        )
+    if options.get("assume_role"):
+        problems.append(
+            "OPTIONS['assume_role'] runs SET ROLE once per connection: later transactions "
+            "run on server connections without that role"
+        )
+    return problems
+
+
+def _check_transaction_pooled(raw: dict) -> list:
+    pooled = raw.get("TRANSACTION_POOLED", DEFAULTS["TRANSACTION_POOLED"])
+    databases = getattr(settings, "DATABASES", {})
+    if not isinstance(pooled, list | tuple) or not all(isinstance(a, str) for a in pooled):
+        return [
+            Error(
+                f"STRATA['TRANSACTION_POOLED'] must be a list of DATABASES aliases, "
+                f"not {pooled!r}.",
+                hint="For example STRATA = {'TRANSACTION_POOLED': ['default']}: the aliases "
+                "whose HOST and PORT are pgbouncer's, in pool_mode = transaction.",
+                id="strata.E033",
+            )
+        ]
+    errors = []
+    wrong = [a for a in pooled if a not in databases or not _is_postgresql(databases[a])]
+    if wrong:
+        errors.append(
+            Error(
+                f"STRATA['TRANSACTION_POOLED'] names {', '.join(map(repr, wrong))}, which "
+                "DATABASES does not define as a PostgreSQL database.",
+                hint="List PostgreSQL aliases reached through pgbouncer. Known aliases: "
+                f"{', '.join(databases) or 'none'}.",
+                id="strata.E033",
+            )
+        )
+    for alias, config in databases.items():
+        if not isinstance(config, dict) or not _is_postgresql(config):
+            continue
+        if alias in pooled:
+            why = "is listed in STRATA['TRANSACTION_POOLED']"
+        elif str(config.get("PORT", "")) == str(PGBOUNCER_PORT):
+            why = f"uses port {PGBOUNCER_PORT}, pgbouncer's default"
+        else:
+            continue
+        problems = _session_state(config)
+        if not problems:
+            continue
+        errors.append(
+            Warning(
+                f"DATABASES[{alias!r}] {why}, but {'; '.join(problems)}. Behind a pooler in "
+                "transaction mode, each transaction may run on another server connection.",
+                hint=f"Set DATABASES[{alias!r}]['DISABLE_SERVER_SIDE_CURSORS'] = True (or add "
+                "?pool_mode=transaction to DATABASE_URL), keep prepare_threshold None and no "
+                "assume_role. If that port is not pgbouncer in transaction mode, add "
+                "'strata.W032' to SILENCED_SYSTEM_CHECKS.",
+                id="strata.W032",
             )
         )
     return errors

@@ -29,6 +29,9 @@ key                       default          meaning
                                            ``strata.replicas.ReplicaRouter``
 ``READ_YOUR_WRITES``      ``10``           seconds a client that wrote reads from the primary
                                            (``docs/replicas.md``)
+``TRANSACTION_POOLED``    ``[]``           ``DATABASES`` aliases reached through a pooler in
+                                           transaction mode (``docs/pgbouncer.md``);
+                                           checked only (``strata.W032``)
 ========================  ===============  ===================================================
 
 ``QUERY_CACHE`` keys:
@@ -120,6 +123,7 @@ DEFAULTS = {
     "TIMING": None,
     "REPLICAS": [],
     "READ_YOUR_WRITES": 10,
+    "TRANSACTION_POOLED": [],
 }
 
 QUERY_CACHE_DEFAULTS = {

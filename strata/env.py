@@ -7,6 +7,11 @@ A project's settings hand them to Django in two lines::
     DATABASES = {"default": env.database(default="sqlite:///" + str(BASE_DIR / "db.sqlite3"))}
     CACHES = {"default": env.cache(default="locmem://")}
 
+Behind pgbouncer in transaction mode, say so in the URL, and server-side cursors are off
+(``docs/pgbouncer.md``)::
+
+    DATABASE_URL=postgres://app@10.0.0.9:6432/site?pool_mode=transaction
+
 Cache URLs name one of Django's own backends:
 
 =============================  =====================================================
@@ -58,6 +63,7 @@ def database(default: str, var: str = "DATABASE_URL", conn_max_age: int = 60) ->
     if "postgresql" in config["ENGINE"]:
         # A database host that does not answer must fail a request, not hang it.
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+        _pool_mode(config, var, url)
     if config["ENGINE"].endswith("sqlite3"):
         # SQLite connections are cheap; keeping them open across threads gains nothing.
         config["CONN_MAX_AGE"] = 0
@@ -67,6 +73,24 @@ def database(default: str, var: str = "DATABASE_URL", conn_max_age: int = 60) ->
         # read the rows a write touches before it changes them.
         config.setdefault("OPTIONS", {}).setdefault("transaction_mode", "IMMEDIATE")
     return config
+
+
+def _pool_mode(config: dict[str, Any], var: str, url: str) -> None:
+    """``?pool_mode=transaction``: the URL names a pooler (pgbouncer) in transaction mode.
+
+    A server connection is then the client's for one transaction only: a server-side
+    cursor (``QuerySet.iterator()``) would be fetched from on another server connection,
+    where it does not exist. The option is Strata's, not libpq's, so it never reaches
+    psycopg. ``session`` (pgbouncer's session mode) changes nothing.
+    """
+    mode = config["OPTIONS"].pop("pool_mode", None)
+    if mode is None or mode == "session":
+        return
+    if mode != "transaction":
+        raise ImproperlyConfigured(
+            f"{var}={url!r}: pool_mode must be 'transaction' or 'session', not {mode!r}"
+        )
+    config["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 
 def cache(default: str, var: str = "CACHE_URL") -> dict[str, Any]:

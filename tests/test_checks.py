@@ -183,3 +183,68 @@ def test_replicas_without_the_router_are_an_error(settings):
 def test_replicas_without_read_your_writes_are_flagged(settings):
     found = _with_replicas(settings, {"REPLICAS": ["replica"]}, middleware=False)
     assert "strata.W031" in found
+
+
+# Databases behind a pooler in transaction mode (pgbouncer)
+
+# These checks read DATABASES only; they never connect.
+_quiet = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+_PG = {"ENGINE": "django.db.backends.postgresql", "HOST": "10.0.0.9", "NAME": "site"}
+
+
+def _pooled(settings, databases, strata=None) -> list:
+    settings.DATABASES = databases
+    settings.STRATA = {**settings.STRATA, **(strata or {})}
+    return [e for e in check_strata_setting() if e.id in ("strata.W032", "strata.E033")]
+
+
+@_quiet
+def test_a_pooled_database_with_server_side_cursors_on_is_flagged_with_the_fix(settings):
+    found = _pooled(
+        settings, {"default": {**_PG, "PORT": 5433}}, {"TRANSACTION_POOLED": ["default"]}
+    )
+    assert ids(found) == ["strata.W032"]
+    assert "server-side cursors are on" in found[0].msg
+    assert "DISABLE_SERVER_SIDE_CURSORS" in found[0].hint
+
+
+@_quiet
+def test_a_pooled_database_set_up_for_transaction_mode_passes(settings):
+    safe = {**_PG, "PORT": 6432, "DISABLE_SERVER_SIDE_CURSORS": True, "OPTIONS": {}}
+    assert _pooled(settings, {"default": safe}, {"TRANSACTION_POOLED": ["default"]}) == []
+    # psycopg's client-side binding (Django's default) never prepares, whatever the threshold.
+    safe["OPTIONS"] = {"prepare_threshold": 5}
+    assert _pooled(settings, {"default": safe}, {"TRANSACTION_POOLED": ["default"]}) == []
+
+
+@_quiet
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"server_side_binding": True, "prepare_threshold": 5}, "prepares statements"),
+        ({"assume_role": "reader"}, "SET ROLE"),
+    ],
+)
+def test_prepared_statements_and_a_role_per_connection_are_session_state(settings, options, words):
+    config = {**_PG, "PORT": 6432, "DISABLE_SERVER_SIDE_CURSORS": True, "OPTIONS": options}
+    found = _pooled(settings, {"default": config}, {"TRANSACTION_POOLED": ["default"]})
+    assert ids(found) == ["strata.W032"] and words in found[0].msg
+
+
+@_quiet
+def test_port_6432_without_disable_server_side_cursors_is_flagged_even_when_not_listed(settings):
+    found = _pooled(settings, {"default": {**_PG, "PORT": "6432"}})
+    assert ids(found) == ["strata.W032"] and "pgbouncer's default" in found[0].msg
+    assert _pooled(settings, {"default": {**_PG, "PORT": 5432}}) == []
+
+
+@_quiet
+@pytest.mark.parametrize(
+    "pooled", ["default", ["replica9"], ["sqlite"], [1]], ids=["str", "unknown", "sqlite", "int"]
+)
+def test_transaction_pooled_must_name_postgresql_aliases(settings, pooled):
+    databases = {
+        "default": {**_PG, "PORT": 6432, "DISABLE_SERVER_SIDE_CURSORS": True},
+        "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
+    assert ids(_pooled(settings, databases, {"TRANSACTION_POOLED": pooled})) == ["strata.E033"]

@@ -67,3 +67,24 @@ def test_a_bad_database_url_is_a_clear_configuration_error(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "nosuchdb://x")
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         env.database(default="sqlite:///x")
+
+
+def test_pool_mode_transaction_turns_server_side_cursors_off_and_stays_out_of_libpq(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@127.0.0.1:6432/site?pool_mode=transaction")
+    config = env.database(default="sqlite:///x")
+    assert config["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert config["OPTIONS"] == {"connect_timeout": 2}  # nothing psycopg would refuse
+
+
+def test_without_pool_mode_or_in_session_mode_server_side_cursors_stay_on(monkeypatch):
+    for url in ("postgres://u@h:5432/site", "postgres://u@h:6432/site?pool_mode=session"):
+        monkeypatch.setenv("DATABASE_URL", url)
+        config = env.database(default="sqlite:///x")
+        assert not config.get("DISABLE_SERVER_SIDE_CURSORS")
+        assert "pool_mode" not in config["OPTIONS"]
+
+
+def test_an_unknown_pool_mode_is_a_clear_configuration_error(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h:6432/site?pool_mode=statement")
+    with pytest.raises(ImproperlyConfigured, match="pool_mode must be 'transaction' or 'session'"):
+        env.database(default="sqlite:///x")
