@@ -84,6 +84,16 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# A streaming replica (strata up --hosts runs one): reads go there, writes and the
+# reads of whoever just wrote go to the primary, and caches never store what a lagging
+# replica returned (docs/replicas.md).
+replica_url = os.environ.get("DATABASE_REPLICA_URL", "")
+if replica_url:
+    DATABASES["replica1"] = {
+        **env.database(default="", var="DATABASE_REPLICA_URL"),
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_ROUTERS = ["strata.replicas.ReplicaRouter"]
 # The default cache is a directory shared by every process on this machine; strata up
 # and production point CACHE_URL at Redis or Memcached.
 CACHES = {"default": env.cache(default=f"file://{BASE_DIR / '.cache'}")}
@@ -128,6 +138,10 @@ STRATA = {
     ],
     "PURGE_SECRET": os.environ.get("STRATA_PURGE_SECRET", ""),
 }
+if replica_url:
+    STRATA["REPLICAS"] = ["replica1"]
+    STRATA["READ_YOUR_WRITES"] = 30
+    MIDDLEWARE.insert(1, "strata.replicas.ReadYourWritesMiddleware")
 
 LOGGING = {
     "version": 1,

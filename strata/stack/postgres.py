@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import StackError
 from .program import Program, program_version
 
-__all__ = ["PostgreSQL", "find_postgres_bindir"]
+__all__ = ["PostgreSQL", "PostgreSQLReplica", "find_postgres_bindir"]
 
 
 def find_postgres_bindir() -> Path | None:
@@ -89,11 +89,11 @@ class PostgreSQL(Program):
         under a private home (mode 0700); the cluster then lives under the system's
         temporary directory, named after the run directory so that it is found again.
         """
-        preferred = run_dir / "postgres"
+        preferred = run_dir / self.name
         if os.geteuid() != 0 or _traversable_by_others(preferred):
             return preferred
         digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"strata-postgres-{digest}"
+        return Path(tempfile.gettempdir()) / f"strata-{self.name}-{digest}"
 
     def prepare(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -142,12 +142,13 @@ class PostgreSQL(Program):
             raise StackError(self.name, "initdb failed", init_log, detail=result.stderr[-2000:])
 
     def _allow_clients(self, network: str) -> None:
-        """Let the app hosts of a multi-host stack in (the cluster trusts loopback only)."""
+        """Let the app and replica hosts of a multi-host stack in (initdb trusts loopback)."""
         hba = self.data_dir / "pg_hba.conf"
-        line = f"host all all {network} trust\n"
         text = hba.read_text()
-        if line not in text:
-            hba.write_text(text + line)
+        for line in (f"host all all {network} trust\n", f"host replication all {network} trust\n"):
+            if line not in text:
+                text += line
+        hba.write_text(text)
 
     def argv(self) -> list[str]:
         settings = {
@@ -218,3 +219,54 @@ class PostgreSQL(Program):
                     f"could not create the database: {created.stderr.strip()}",
                     self.log_path,
                 )
+
+
+class PostgreSQLReplica(PostgreSQL):
+    """A hot standby cloned from ``primary`` with ``pg_basebackup -R`` (streaming).
+
+    Its replay can be held back at run time (``recovery_min_apply_delay``, reloadable) to
+    show that caches never store what a lagging replica returns.
+    """
+
+    implementation = "PostgreSQL replica"
+
+    def __init__(self, name, run_dir, host, port, primary: PostgreSQL):
+        self.primary = primary
+        super().__init__(name, run_dir, host, port, primary.bindir)
+
+    def prepare(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        owner = self.user()
+        extra = {}
+        if owner:
+            entry = pwd.getpwnam(owner)
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
+            extra = {"user": owner, "group": owner, "extra_groups": []}
+        argv = [
+            str(self.bindir / "pg_basebackup"),
+            "-D",
+            str(self.data_dir),
+            "-h",
+            self.primary.host,
+            "-p",
+            str(self.primary.port),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+            "-c",
+            "fast",
+        ]
+        result = subprocess.run(
+            argv, capture_output=True, text=True, cwd=self.base, timeout=120, **extra
+        )
+        if result.returncode != 0:
+            raise StackError(self.name, "pg_basebackup failed", detail=result.stderr[-2000:])
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        Program.wait_ready(self, timeout)  # a standby is read-only: no CREATE DATABASE

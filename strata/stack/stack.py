@@ -25,7 +25,7 @@ from .haproxy import HAProxy
 from .hosts import Host, HostNetwork, LoopbackHosts, make_hosts
 from .memcached import Memcached
 from .ports import EPHEMERAL_START, port_is_free
-from .postgres import PostgreSQL, find_postgres_bindir
+from .postgres import PostgreSQL, PostgreSQLReplica, find_postgres_bindir
 from .probes import http_get
 from .program import Program, StatusRow, find_program
 from .redis import Redis
@@ -60,7 +60,7 @@ def host_names(hosts: int, cache: str) -> list[str]:
     """The hosts of a multi-host stack, in start order of their roles."""
     caches = hosts if cache == "memcached" else 1
     return (
-        ["db1"]
+        ["db1", "db2"]
         + [f"cache{i + 1}" for i in range(caches)]
         + [f"app{i + 1}" for i in range(hosts)]
         + [f"edge{i + 1}" for i in range(hosts)]
@@ -165,6 +165,7 @@ class Stack:
         self.config = config
         self.run_dir = config.run_dir.resolve()
         self.database: PostgreSQL | None = None
+        self.replica: PostgreSQLReplica | None = None
         self.cache: Redis | Memcached | None = None
         self.app_servers: list[Program] = []
         self.accelerators: list[Varnish] = []
@@ -209,6 +210,14 @@ class Stack:
             self._on(self.database, "db1")
             if self.network is not None:
                 self.database.clients_network = self.network.cidr
+                self.replica = PostgreSQLReplica(
+                    "postgres-replica",
+                    run,
+                    self.host("db2").address,
+                    cfg.port_of("postgres"),
+                    self.database,
+                )
+                self._on(self.replica, "db2")
             database_url = self.database.url
         else:
             sqlite = run / "db.sqlite3"
@@ -284,6 +293,7 @@ class Stack:
         project_env = {
             "DATABASE_URL": database_url,
             "CACHE_URL": cache_url,
+            **({"DATABASE_REPLICA_URL": self.replica.url} if self.replica else {}),
             "DJANGO_ALLOWED_HOSTS": ",".join(cfg.allowed_hosts),
             "STRATA_RUN_DIR": str(run),
             "STRATA_EDGE_TTL": str(cfg.edge_ttl),
@@ -413,8 +423,7 @@ class Stack:
     def programs(self) -> list[Program]:
         """Every program, in start order."""
         order: list[Program] = []
-        if self.database:
-            order.append(self.database)
+        order += [db for db in (self.database, self.replica) if db]
         order += self.caches
         order += self.app_servers
         order += self.accelerators
@@ -472,7 +481,7 @@ class Stack:
                 say(f"making {len(self.network.hosts)} hosts")
                 self.network.create()
             self.check_ports()
-            for program in [p for p in (self.database, *self.caches) if p]:
+            for program in [p for p in (self.database, self.replica, *self.caches) if p]:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
             for args in self.config.setup_commands:
@@ -528,6 +537,28 @@ class Stack:
                         "stack", f"GET / through {host}:{port} failed ({last}); see {logs}"
                     )
                 time.sleep(0.2)
+        for balancer in self.load_balancers:
+            self._wait_accelerators_up(balancer, deadline)
+
+    def _wait_accelerators_up(self, balancer: HAProxy, deadline: float) -> None:
+        """Wait until ``balancer`` sends traffic to every accelerator (its checks passed)."""
+        names = [v.name for v in self.accelerators]
+        while True:
+            try:
+                states = balancer.server_states("accelerators")
+            except (OSError, ValueError):
+                states = {}
+            down = [name for name in names if states.get(name, "?").split()[0] != "UP"]
+            if not down:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(
+                    balancer.name,
+                    f"HAProxy does not send traffic to {', '.join(down)} "
+                    f"({', '.join(states.get(n, '?') for n in down)})",
+                    balancer.log_path,
+                )
+            time.sleep(0.2)
 
     def manage(self, args: list[str], timeout: float = 600) -> str:
         """Run a Django management command against this stack's database and cache."""
@@ -590,7 +621,7 @@ class Stack:
             self.accelerators,
             self.app_servers,
             self.caches,
-            [self.database],
+            [self.database, self.replica],
         ]
         rows = [p.status_row() for layer in layers for p in layer if p is not None]
         for layer in self.embedded:

@@ -50,10 +50,12 @@ def an_article(client: Client) -> str:
     return "/" + re.search(r'href="/(articles/[^"#]+/)"', client.get("/").text).group(1)
 
 
-def post_comment(stack: Stack, path: str, username: str = "reader2") -> str:
+def post_comment(stack: Stack, path: str, writer: Client | None = None) -> str:
     """Post a comment through the first load balancer; return its words."""
-    writer = balancers(stack)[0]
-    writer.login(username)
+    if writer is None:
+        writer = balancers(stack)[0]
+    if "sessionid" not in writer.cookies:
+        writer.login("reader2")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', writer.get(path).text)
     words = f"comment {uuid.uuid4().hex[:10]}"
     posted = writer.post_form(path, {"body": words, "csrfmiddlewaretoken": token.group(1)})

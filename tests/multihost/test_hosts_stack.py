@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ..replicas.pg import set_apply_delay, wait_caught_up
 from .helpers import (
     an_article,
     balancers,
@@ -43,8 +44,8 @@ def test_every_host_runs_in_a_network_namespace_of_its_own(stack):
     namespaces = {network_namespace(p.pid) for p in programs}
     addresses = {p.host for p in programs}
 
-    assert len(programs) == 8  # db, cache, 2 app, 2 edge, 2 load balancers
-    assert len(namespaces) == len(addresses) == 8
+    assert len(programs) == 9  # db + replica, cache, 2 app, 2 edge, 2 load balancers
+    assert len(namespaces) == len(addresses) == 9
     assert network_namespace(os.getpid()) not in namespaces
     assert all(p.host.startswith("10.213.") for p in programs)
 
@@ -130,3 +131,26 @@ def test_an_edge_cut_off_during_writes_serves_nothing_stale_when_it_returns(stac
     assert seen_back is not None, "varnish2 never came back"
     assert stale == [], (len(stale), stale[:3], stale[-3:])
     assert written[-1] in cut_off.get(article, headers=host).text
+
+
+def test_a_lagging_replica_serves_nothing_stale_through_the_caches(stack):
+    host = {"Host": public_host(stack)}
+    article = an_article(balancers(stack)[0])
+    readers = edges(stack) + balancers(stack)
+    for reader in readers:
+        reader.get(article, headers=host)
+    writer = balancers(stack)[0]
+
+    set_apply_delay(stack.replica, "4s")
+    try:
+        words = post_comment(stack, article, writer)
+        own = writer.get(article, headers=host)
+        lagging = [words not in reader.get(article, headers=host).text for reader in readers]
+    finally:
+        set_apply_delay(stack.replica, "0")
+    wait_caught_up(stack.database, stack.replica)
+
+    assert words in own.text  # the writer reads from the primary
+    assert any(lagging)  # the others read the replica, which had not replayed it
+    for reader in readers:
+        assert words in reader.get(article, headers=host).text  # nothing stale was stored

@@ -4,66 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
-from strata.stack.errors import StackError
 from strata.stack.ports import port_is_free
-from strata.stack.postgres import PostgreSQL
+from strata.stack.postgres import PostgreSQL, PostgreSQLReplica
 
 from ..stackutil import free_base_port
 
-
-class Replica(PostgreSQL):
-    """A hot standby cloned from ``primary`` with ``pg_basebackup -R``."""
-
-    implementation = "PostgreSQL replica"
-
-    def __init__(self, name, run_dir, host, port, primary: PostgreSQL):
-        self.primary = primary
-        super().__init__(name, run_dir, host, port, primary.bindir)
-
-    def _choose_base(self, run_dir: Path) -> Path:
-        return run_dir / self.name
-
-    def prepare(self) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if (self.data_dir / "PG_VERSION").exists():
-            return
-        owner = self.user()
-        if owner:
-            import pwd
-
-            entry = pwd.getpwnam(owner)
-            import os
-
-            os.chown(self.base, entry.pw_uid, entry.pw_gid)
-        argv = [
-            str(self.bindir / "pg_basebackup"),
-            "-D",
-            str(self.data_dir),
-            "-h",
-            self.primary.host,
-            "-p",
-            str(self.primary.port),
-            "-U",
-            "postgres",
-            "-R",
-            "-X",
-            "stream",
-            "--no-sync",
-            "-c",
-            "fast",
-        ]
-        extra = {"user": "postgres", "group": "postgres", "extra_groups": []} if owner else {}
-        result = subprocess.run(
-            argv, capture_output=True, text=True, cwd=self.base, timeout=120, **extra
-        )
-        if result.returncode != 0:
-            raise StackError(self.name, "pg_basebackup failed", detail=result.stderr[-2000:])
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        super(PostgreSQL, self).wait_ready(timeout)  # no CREATE DATABASE on a standby
+Replica = PostgreSQLReplica
 
 
 def psql(server: PostgreSQL, sql: str, database: str = "postgres") -> str:

@@ -1,0 +1,66 @@
+"""The same topology without namespaces (loopback addresses), with a pool of memcached nodes.
+
+Where network namespaces cannot be made (no root), `strata up --hosts` gives each host a
+loopback address of its own; partitions are not possible there, everything else is the
+same. The cache here is a pool of two memcached nodes: one is killed during writes.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from .helpers import an_article, balancers, edges, hosts_stack, post_comment, public_host
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with hosts_stack(namespaces=False, cache="memcached") as the_stack:
+        yield the_stack
+
+
+def test_each_host_has_a_loopback_address_of_its_own(stack):
+    addresses = [p.host for p in stack.programs]
+
+    assert len(set(addresses)) == len(addresses) == 10  # a replica, 2 memcached nodes
+    assert all(a.startswith("127.0.0.") and a != "127.0.0.1" for a in addresses)
+    assert all(p.netns is None for p in stack.programs)
+    assert stack.config.project.env["CACHE_URL"].count(",") == 1
+
+
+def test_a_write_is_fresh_through_every_edge_and_load_balancer(stack):
+    host = {"Host": public_host(stack)}
+    article = an_article(balancers(stack)[0])
+    for reader in edges(stack):
+        reader.get(article, headers=host)
+
+    words = post_comment(stack, article)
+
+    for reader in edges(stack) + balancers(stack):
+        assert words in reader.get(article, headers=host).text
+
+
+def test_a_cache_node_killed_during_writes_makes_misses_never_stale_pages(stack):
+    host = {"Host": public_host(stack)}
+    article = an_article(balancers(stack)[0])
+    node = stack.caches[1]
+    for reader in balancers(stack):
+        reader.get(article, headers=host)
+
+    node.kill(signal.SIGKILL)
+    try:
+        during = post_comment(stack, article)
+        for reader in edges(stack) + balancers(stack):
+            answer = reader.get(article, headers=host)
+            assert answer.status == 200
+            assert during in answer.text
+    finally:
+        stack.restart(node)
+
+    after = post_comment(stack, article)
+    for reader in edges(stack) + balancers(stack):
+        text = reader.get(article, headers=host).text
+        assert during in text and after in text
