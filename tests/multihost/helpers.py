@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -79,3 +80,22 @@ def requests_per_server(stack: Stack, backend: str) -> dict[str, int]:
             if len(fields) > stot and fields[px] == backend and fields[sv] not in ("BACKEND",):
                 totals[fields[sv]] = totals.get(fields[sv], 0) + int(fields[stot] or 0)
     return totals
+
+
+def seconds_until_fresh(
+    readers: list[Client], path: str, words: str, host: str, timeout: float = 10.0
+) -> list[float]:
+    """Read ``path`` through each reader until it shows ``words``; the seconds each took.
+
+    Readers that are not the writer read a streaming replica, which replays a commit
+    within milliseconds: a page read before that is served but stored nowhere.
+    """
+    start = time.monotonic()
+    took = []
+    for reader in readers:
+        while words not in reader.get(path, headers={"Host": host}).text:
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"{reader.host}:{reader.port} still without {words!r}")
+            time.sleep(0.02)
+        took.append(round(time.monotonic() - start, 3))
+    return took
