@@ -174,6 +174,12 @@ def _fail(error: StackError) -> None:
     "network namespace (the default without root).",
 )
 @click.option(
+    "--pgbouncer",
+    is_flag=True,
+    help="Put pgbouncer (transaction mode) between the app servers and PostgreSQL "
+    "(always with --hosts).",
+)
+@click.option(
     "--tls/--no-tls", default=False, help="Terminate TLS at HAProxy (self-signed certificate)."
 )
 @click.option(
@@ -204,6 +210,7 @@ def up(
     cache,
     hosts,
     loopback,
+    pgbouncer,
     tls,
     embedded,
     seed,
@@ -237,6 +244,7 @@ def up(
         edge_ttl=edge_ttl,
         hosts=hosts or 0,
         namespaces=False if loopback else None,
+        pgbouncer=pgbouncer or bool(hosts),
     )
     try:
         lock = _take_lock(run_dir)

