@@ -38,6 +38,11 @@
                ``TRANSACTION_POOLED``, or on port 6432, pgbouncer's) keeps server-side
                cursors on, prepares statements, or sets a role per connection
 ``E033``       ``TRANSACTION_POOLED`` is not a list of PostgreSQL ``DATABASES`` aliases
+``E037``       the cache is ``strata.cache.SentinelRedisCache`` without
+               ``OPTIONS['service_name']``, with a ``pool_class``, or with a ``LOCATION``
+               that is not a list of ``sentinel://host:port``
+``W038``       the cache is ``SentinelRedisCache`` with a single Sentinel: no failover
+               while it is down, and it alone decides that the primary failed
 =============  =====================================================================
 """
 
@@ -463,6 +468,10 @@ def _check_cache(alias) -> list:
             )
         ]
     location = config.get("LOCATION")
+    if backend == SENTINEL_BACKEND:
+        return _check_sentinel(alias, config)
+    if isinstance(location, str):
+        location = [s for s in re.split("[;,]", location) if s.strip()]  # as Django splits
     if (
         backend.endswith("redis.RedisCache")
         and isinstance(location, list | tuple)
@@ -473,8 +482,57 @@ def _check_cache(alias) -> list:
                 f"CACHES[{alias!r}] lists several Redis servers; Django reads from any of the "
                 "replicas, and a version read from a lagging replica could accept stale data.",
                 hint="Give Strata a cache with a single primary for versions "
-                "(STRATA['CACHE'] = an alias with one LOCATION).",
+                "(STRATA['CACHE'] = an alias with one LOCATION), or, with Sentinel, "
+                "strata.cache.sentinel.SentinelRedisCache (docs/sentinel.md).",
                 id="strata.W014",
+            )
+        ]
+    return []
+
+
+SENTINEL_BACKEND = "strata.cache.sentinel.SentinelRedisCache"
+
+
+def _check_sentinel(alias: str, config: dict) -> list:
+    """Redis behind Sentinel: what ``strata.cache.sentinel`` needs, and one Sentinel is not enough."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        from .cache.sentinel import parse_location
+
+        sentinels = parse_location(config.get("LOCATION"))
+    except ImportError as exc:
+        sentinels, problem = [], f"the redis client is not installed ({exc})"
+    except ImproperlyConfigured as exc:
+        sentinels, problem = [], str(exc)
+    else:
+        problem = None
+    options = config.get("OPTIONS") or {}
+    if problem is None and not (
+        isinstance(options.get("service_name"), str) and options["service_name"]
+    ):
+        problem = "OPTIONS['service_name'] is missing"
+    if problem is None and "pool_class" in options:
+        problem = "OPTIONS['pool_class'] is set, but the backend uses Sentinel's own pool"
+    if problem is not None:
+        return [
+            Error(
+                f"CACHES[{alias!r}] is a SentinelRedisCache, but {problem}.",
+                hint="LOCATION = ['sentinel://10.0.0.5:26379', ...] (every Sentinel), "
+                "OPTIONS = {'service_name': <the name in 'sentinel monitor'>}; "
+                "pip install 'redis[hiredis]' (docs/sentinel.md).",
+                id="strata.E037",
+            )
+        ]
+    if len(set(sentinels)) == 1:
+        return [
+            Warning(
+                f"CACHES[{alias!r}] names a single Sentinel: while it is down no failover "
+                "happens and the primary cannot be found, and it alone decides that the "
+                "primary has failed.",
+                hint="Run three Sentinels on different hosts (quorum 2) and list them all in "
+                "LOCATION.",
+                id="strata.W038",
             )
         ]
     return []

@@ -85,6 +85,43 @@ def test_redis_replicas_could_serve_lagging_versions(settings):
     assert ids(check_strata_setting()) == ["strata.W014"]
 
 
+def test_redis_replicas_in_one_location_string_are_seen_too(settings):
+    settings.STRATA = {"QUERY_CACHE": {}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://primary:6379;redis://replica:6379",
+        }
+    }
+    errors = check_strata_setting()
+    assert ids(errors) == ["strata.W014"] and "SentinelRedisCache" in errors[0].hint
+
+
+SENTINELS = ["sentinel://10.0.0.5:26379", "sentinel://10.0.0.6:26379"]
+
+
+@pytest.mark.parametrize(
+    ("location", "options", "expected"),
+    [
+        (SENTINELS, {"service_name": "strata"}, []),
+        (SENTINELS, {}, ["strata.E037"]),
+        (SENTINELS, {"service_name": "strata", "pool_class": "x.Pool"}, ["strata.E037"]),
+        (["redis://10.0.0.5:6379"], {"service_name": "strata"}, ["strata.E037"]),
+        (SENTINELS[:1], {"service_name": "strata"}, ["strata.W038"]),
+    ],
+)
+def test_a_sentinel_cache_needs_its_service_and_sentinels(settings, location, options, expected):
+    settings.STRATA = {"QUERY_CACHE": {}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "strata.cache.sentinel.SentinelRedisCache",
+            "LOCATION": location,
+            "OPTIONS": options,
+        }
+    }
+    assert ids(check_strata_setting()) == expected
+
+
 def test_a_switched_off_query_cache_needs_no_cache(settings):
     settings.STRATA = {"QUERY_CACHE": {"ENABLED": False}, "CACHE": "absent"}
     assert check_strata_setting() == []

@@ -389,6 +389,10 @@ def _is_django_redis(cache_alias: str) -> bool:
 @cache
 def version_store(cache_alias: str) -> VersionStore:
     """The version store for a cache alias (one per process)."""
+    if getattr(caches[cache_alias], "epoch_keys", None):  # strata.cache.SentinelRedisCache
+        from .failover import SentinelVersionStore
+
+        return SentinelVersionStore(cache_alias)  # versions carry the failover epoch
     if _is_django_redis(cache_alias):
         return RedisVersionStore(cache_alias)
     return VersionStore(cache_alias)

@@ -1,0 +1,76 @@
+"""Tag versions on a Redis primary that Sentinel may replace: stamped with the failover epoch.
+
+A failover can lose bumps that the old primary acknowledged but had not replicated, and
+a restarted primary those made after its last save. A version read back afterwards is
+the old one, so an artifact built before the bump's commit would match it: a stale hit.
+
+So every version this store returns is stamped with the epoch (``<token>.<epoch>``),
+read in the same MGET as the version itself. The epoch changes whenever the primary
+changes or restarts (:mod:`strata.cache.epoch`), before the new primary serves anything:
+every snapshot taken before is then a miss, whichever layer stored it (pages, fragments,
+query results) and wherever it is checked. Versions themselves are stored unstamped.
+
+Missing versions are created here, while reading (one more round trip, only for them),
+instead of being proposed and created when an artifact is stored: a proposed token could
+not carry the epoch of the read that found the version missing.
+"""
+
+from __future__ import annotations
+
+from ..cache.epoch import script_args
+from .versions import RedisVersionStore, _redis_loads, new_version
+
+__all__ = ["SentinelVersionStore"]
+
+# Not a tag (tags never contain a space): stands for the epoch key in the MGET.
+_EPOCH = "strata epoch"
+
+
+class SentinelVersionStore(RedisVersionStore):
+    """:class:`RedisVersionStore` whose versions carry the failover epoch."""
+
+    def __init__(self, cache_alias: str):
+        super().__init__(cache_alias)
+        self._epoch_keys = self.cache.epoch_keys
+
+    def _version_key(self, tag: str) -> str:
+        if tag is _EPOCH:
+            return self._epoch_keys[0]
+        return super()._version_key(tag)
+
+    def get_with(self, tags, extra_keys=()):
+        tags = list(tags)
+        versions, extras = super().get_with([_EPOCH, *tags], extra_keys)
+        epoch = versions.pop(_EPOCH)
+        if epoch is None:
+            # The epoch key is gone (evicted, flushed): read everything again with a
+            # new epoch, since what was read here has none to be stamped with.
+            epoch, versions = self._create(tags, versions, new_epoch=True)
+        elif None in versions.values():
+            epoch, created = self._create([t for t, v in versions.items() if v is None])
+            versions.update(created)
+        return {t: None if v is None else f"{v}.{epoch}" for t, v in versions.items()}, extras
+
+    def _create(self, tags: list[str], found: dict | None = None, *, new_epoch=False):
+        """Create the versions of ``tags`` that are missing, and read them with the epoch.
+
+        Returns ``(epoch, versions)``; one round trip. ``found``: tags whose versions
+        exist (not created, only read again).
+        """
+        dumps = self._serializer.dumps
+        keys = [self._version_key(t) for t in tags]
+        pipe = self._client.pipeline(transaction=False)
+        if new_epoch:
+            pipe.eval(*script_args(*self._epoch_keys))
+        for tag, key in zip(tags, keys, strict=True):
+            if not found or found.get(tag) is None:
+                pipe.set(key, dumps(new_version()), nx=True)
+        pipe.mget([self._epoch_keys[0], *keys])
+        try:
+            raw = pipe.execute()[-1]
+        except Exception as exc:
+            raise self._failed("add", exc) from exc
+        if raw[0] is None:
+            raise self._failed("add", RuntimeError("the failover epoch vanished"))
+        values = [None if item is None else _redis_loads(item) for item in raw]
+        return values[0], dict(zip(tags, values[1:], strict=True))

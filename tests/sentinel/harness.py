@@ -1,0 +1,208 @@
+"""Real Redis servers under a real Sentinel, on free loopback ports, for the failover tests.
+
+Two ``redis-server`` processes (a primary and its replica) and one ``redis-server
+--sentinel`` watching them with a quorum of 1, so that ``SENTINEL FAILOVER`` promotes
+the replica at once. Every process is a direct child, stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from strata.stack.ports import EPHEMERAL_START, port_is_free
+from strata.stack.process import tail
+from strata.stack.program import find_program
+
+LOOPBACK = "127.0.0.1"
+SERVICE = "strata-test"
+
+
+def require_redis() -> str:
+    """The redis-server binary; skip locally, fail in CI, when it is missing."""
+    binary = find_program("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("not installed: redis-server")
+        pytest.skip("not installed: redis-server")
+    return binary
+
+
+def free_port(taken: set[int]) -> int:
+    """A free port below the ephemeral range, not in ``taken`` (which it joins)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, EPHEMERAL_START)
+        if port not in taken and port_is_free(LOOPBACK, port):
+            taken.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def poll(condition: Callable[[], object], timeout: float = 15.0, what: str = "") -> object:
+    """``condition()``'s first true value; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except redis.RedisError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+class Server:
+    """One ``redis-server`` (or Sentinel) process."""
+
+    def __init__(self, name: str, run_dir: Path, port: int, argv: list[str]):
+        self.name, self.port = name, port
+        self.log = run_dir / f"{name}.log"
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=run_dir
+        )
+        self.client = redis.Redis(LOOPBACK, port, socket_timeout=2, decode_responses=True)
+        self.raw = redis.Redis(LOOPBACK, port, socket_timeout=2)  # values as stored (pickles)
+        poll(self.client.ping, 10, f"{name} answering on {port}")
+
+    def info(self, section: str) -> dict:
+        return self.client.info(section)
+
+    def role(self) -> str:
+        return self.info("replication")["role"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.client.close()
+        self.raw.close()
+
+    def describe(self) -> str:
+        return f"{self.name} (pid {self.process.pid}, port {self.port}):\n{tail(self.log)}"
+
+
+class Topology:
+    """A primary, one replica and a Sentinel; :meth:`failover` swaps the two servers."""
+
+    def __init__(self, binary: str):
+        self.run_dir = Path(tempfile.mkdtemp(prefix="strata-sentinel-", dir="/tmp"))
+        self.servers: list[Server] = []
+        taken: set[int] = set()
+        try:
+            a, b, s = free_port(taken), free_port(taken), free_port(taken)
+            self.dead_port = free_port(taken)  # nothing listens there
+            self.a = self._redis(binary, "redis-a", a)
+            self.b = self._redis(binary, "redis-b", b, "--replicaof", LOOPBACK, str(a))
+            poll(lambda: self.b.info("replication").get("master_link_status") == "up", 10)
+            conf = self.run_dir / "sentinel.conf"
+            conf.write_text(
+                f"port {s}\nbind {LOOPBACK}\ndaemonize no\ndir {self.run_dir}\n"
+                f"logfile {self.run_dir / 'sentinel.log'}\n"
+                f"sentinel monitor {SERVICE} {LOOPBACK} {a} 1\n"
+                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel failover-timeout {SERVICE} 3000\n"
+            )
+            self.sentinel = Server("sentinel", self.run_dir, s, [binary, str(conf), "--sentinel"])
+            self.servers.append(self.sentinel)
+            self.wait_for_sentinel()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _redis(self, binary: str, name: str, port: int, *extra: str) -> Server:
+        server = Server(name, self.run_dir, port, self._argv(binary, name, port, *extra))
+        self.servers.append(server)
+        return server
+
+    def _restart(self, server: Server, *extra: str) -> None:
+        binary = server.process.args[0]
+        fresh = Server(
+            server.name,
+            self.run_dir,
+            server.port,
+            self._argv(binary, server.name, server.port, *extra),
+        )
+        server.stop()  # only closes its clients: the process is gone
+        server.__dict__.update(fresh.__dict__)
+
+    def _argv(self, binary: str, name: str, port: int, *extra: str) -> list[str]:
+        argv = [binary, "--port", str(port), "--bind", LOOPBACK, "--dir", str(self.run_dir)]
+        argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        # A new replica syncs at once, not after the default 5 s wait for more replicas.
+        argv += ["--repl-diskless-sync-delay", "0"]
+        return argv + ["--logfile", str(self.run_dir / f"{name}.log"), *extra]
+
+    @property
+    def location(self) -> str:
+        return f"sentinel://{LOOPBACK}:{self.sentinel.port}"
+
+    def primary(self) -> Server:
+        """The server the Sentinel names as the primary."""
+        _, port = self.sentinel.client.sentinel_get_master_addr_by_name(SERVICE)
+        return self.a if int(port) == self.a.port else self.b
+
+    def replica(self) -> Server:
+        return self.b if self.primary() is self.a else self.a
+
+    def cut_replication(self) -> None:
+        """Point the replica at a dead port: it keeps its data and gets no more writes."""
+        self.replica().client.replicaof(LOOPBACK, self.dead_port)
+
+    def wait_for_sentinel(self) -> None:
+        """Until the Sentinel knows the replica well enough to promote it."""
+
+        def ready() -> bool:
+            replicas = self.sentinel.client.sentinel_slaves(SERVICE)
+            return any(
+                r["port"] == self.replica().port
+                and "disconnected" not in r["flags"]
+                and r["master-link-status"] == "ok"
+                for r in replicas
+            )
+
+        poll(ready, 15, "the Sentinel to know the replica")
+
+    def failover(self) -> Server:
+        """The primary crashes and the Sentinel promotes the replica; return the new primary.
+
+        The old primary is killed (SIGKILL: whatever it had not replicated is lost), then
+        ``SENTINEL FAILOVER`` promotes at once instead of after ``down-after-milliseconds``.
+        The old server comes back as a replica of the new primary, as its configuration
+        management would start it, ready for the next failover.
+        """
+        old, new = self.primary(), self.replica()
+        old.process.kill()
+        old.process.wait(5)
+        self.sentinel.client.sentinel_failover(SERVICE)
+        poll(lambda: self.primary() is new, 15, f"Sentinel to name {new.name}")
+        poll(lambda: new.role() == "master", 15, f"{new.name} promoted")
+        self._restart(old, "--replicaof", LOOPBACK, str(new.port))
+        poll(
+            lambda: old.info("replication").get("master_link_status") == "up",
+            15,
+            f"{old.name} replicating from {new.name}",
+        )
+        self.wait_for_sentinel()
+        return new
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+        shutil.rmtree(self.run_dir, ignore_errors=True)

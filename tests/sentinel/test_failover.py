@@ -1,0 +1,88 @@
+"""A failover of the Redis primary never turns into a stale hit (DESIGN.md, "Versions never
+repeat"), and Strata follows the new primary by itself.
+
+Real servers: a primary, a replica and a Sentinel (``harness.py``); ``SENTINEL FAILOVER``
+promotes the replica. Artifacts are query results stored through the ORM.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from strata.querycache.stats import stats
+from strata.tags.versions import version_store
+
+from .conftest import ALIAS
+from .harness import poll
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def outcome(read) -> tuple[str, object]:
+    """Run ``read``: ('hit' | 'miss' | 'bypass', its result)."""
+    before = (stats["hit"], stats["miss"])
+    result = read()
+    if stats["hit"] > before[0]:
+        return "hit", result
+    if stats["miss"] > before[1]:
+        return "miss", result
+    return "bypass", result
+
+
+def first_cached(read) -> tuple[str, object]:
+    """The first outcome of ``read`` that went through the cache (after a failover, a few
+    reads may bypass it while the process reconnects)."""
+    return poll(lambda: (found := outcome(read))[0] != "bypass" and found, 15, "the cache back")
+
+
+def emails():
+    return list(User.objects.filter(username="ann").values_list("email", flat=True))
+
+
+def test_a_query_cached_before_a_failover_is_a_miss_after_it(topology, strata_on_sentinel):
+    User.objects.create(username="ann", email="ann@example.com")
+    assert outcome(emails)[0] == "miss"
+    assert outcome(emails)[0] == "hit"
+
+    topology.failover()
+
+    assert first_cached(emails) == ("miss", ["ann@example.com"])
+    assert outcome(emails)[0] == "hit"
+
+
+def test_a_bump_lost_in_a_failover_is_never_a_stale_hit(topology, strata_on_sentinel):
+    ann = User.objects.create(username="ann", email="old@example.com")
+    assert outcome(emails) == ("miss", ["old@example.com"])
+    assert outcome(emails) == ("hit", ["old@example.com"])
+    store = version_store(ALIAS)
+    key = store._version_key("auth_user")
+    before = topology.primary().raw.get(key)
+
+    # The primary acknowledges the bump of this write; the replica never receives it.
+    topology.cut_replication()
+    User.objects.filter(pk=ann.pk).update(email="new@example.com")
+    assert topology.primary().raw.get(key) != before
+    new = topology.failover()
+    assert new.raw.get(key) == before, "the bump reached the replica: nothing was lost"
+
+    assert first_cached(emails) == ("miss", ["new@example.com"])
+    assert outcome(emails) == ("hit", ["new@example.com"])
+
+
+def test_reads_and_writes_follow_the_new_primary(topology, strata_on_sentinel):
+    ann = User.objects.create(username="ann", email="one@example.com")
+    assert outcome(emails)[0] == "miss"
+    new = topology.failover()
+
+    assert first_cached(emails) == ("miss", ["one@example.com"])
+    assert outcome(emails) == ("hit", ["one@example.com"])
+    User.objects.filter(pk=ann.pk).update(email="two@example.com")  # a bump on `new`
+    assert outcome(emails) == ("miss", ["two@example.com"])
+    assert outcome(emails) == ("hit", ["two@example.com"])
+    # Every connection of this process now goes to the new primary.
+    pool = version_store(ALIAS)._pool
+    assert pool.get_master_address()[1] == new.port
+    assert strata_on_sentinel.get("probe", "absent") == "absent"
+    strata_on_sentinel.set("probe", "written")
+    assert new.client.exists(strata_on_sentinel.make_key("probe"))
