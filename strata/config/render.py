@@ -303,7 +303,7 @@ def render_settings(inventory: Inventory) -> str:
         tls=site.tls is not None,
         cache_kind=inventory.cache_kind,
         cache_url=cache_url,
-        sentinel=inventory.sentinel is not None,
+        sentinel=_sentinel_settings(inventory),
         databases=databases,
         user=db.user,
         pooler=pooler is not None,
@@ -312,6 +312,17 @@ def render_settings(inventory: Inventory) -> str:
         edge_ttl=site.edge_ttl,
         accelerators=[a.purge_url for a in inventory.accelerators],
     )
+
+
+def _sentinel_settings(inventory: Inventory) -> dict | None:
+    """What ``strata.cache.sentinel.SentinelRedisCache`` needs: every Sentinel, the name."""
+    sentinel = inventory.sentinel
+    if sentinel is None:
+        return None
+    return {
+        "locations": [f"sentinel://{h.address}:{sentinel.port}" for h in sentinel.hosts],
+        "service_name": sentinel.master_name,
+    }
 
 
 def _cache_file(inventory: Inventory, cache: CacheServer) -> OutputFile:

@@ -147,7 +147,13 @@ def test_the_settings_block_lists_every_accelerator_for_purges(rendered):
     settings = (out / "hosts/app3/etc/strata/strata_settings.py").read_text()
     block = settings.split('"ACCELERATORS": [')[1].split("]")[0]
     assert re.findall(r'"([^"]+)"', block) == [f"http://10.0.2.{i}:6091" for i in (1, 2, 3)]
-    assert 'env.cache_from_url("redis://10.0.4.1:6379/0")' in settings
+    # Redis under Sentinel: the backend that asks the Sentinels for the primary.
+    assert '"BACKEND": "strata.cache.sentinel.SentinelRedisCache"' in settings
+    sentinels = settings.split('"LOCATION": [')[1].split("]")[0]
+    assert re.findall(r'"([^"]+)"', sentinels) == [
+        f"sentinel://10.0.{host}:26379" for host in ("4.1", "4.2", "1.1")
+    ]
+    assert '"OPTIONS": {"service_name": "strata"}' in settings
     assert '"PURGE_SECRET": _secret("STRATA_PURGE_SECRET")' in settings
 
 

@@ -39,11 +39,19 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 # The shared cache: pages, fragments, query results and tag versions.
-# Only the primary is listed: tag versions are never read from a lagging replica
-# (strata.W014). Sentinel may promote the replica; this address must then
-# follow the new primary (see docs/config.md).
+# On the Redis primary that the Sentinels name, never on a replica (a lagging one would
+# serve old tag versions); reads and writes follow a failover, and everything cached
+# before it becomes a miss (docs/sentinel.md).
 CACHES = {
-    "default": env.cache_from_url("redis://10.0.4.1:6379/0"),
+    "default": {
+        "BACKEND": "strata.cache.sentinel.SentinelRedisCache",
+        "LOCATION": [
+            "sentinel://10.0.4.1:26379",
+            "sentinel://10.0.4.2:26379",
+            "sentinel://10.0.1.1:26379",
+        ],
+        "OPTIONS": {"service_name": "strata"},
+    },
 }
 
 # PostgreSQL through pgbouncer in transaction mode: no server-side cursors,
