@@ -38,6 +38,12 @@
                ``TRANSACTION_POOLED``, or on port 6432, pgbouncer's) keeps server-side
                cursors on, prepares statements, or sets a role per connection
 ``E033``       ``TRANSACTION_POOLED`` is not a list of PostgreSQL ``DATABASES`` aliases
+``E034``       the cache is a pool of Memcached servers but pymemcache is not installed:
+               Strata keeps each tag's version on a majority of its nodes with it
+``W035``       the cache is a pool of two Memcached servers: a version needs both copies,
+               so while either is out every version read is a miss
+``W036``       the cache is a pymemcache pool without ``timeout``/``connect_timeout``:
+               a partitioned node hangs the requests that reach it
 ``E037``       the cache is ``strata.cache.SentinelRedisCache`` without
                ``OPTIONS['service_name']``, with a ``pool_class``, or with a ``LOCATION``
                that is not a list of ``sentinel://host:port``
@@ -468,6 +474,8 @@ def _check_cache(alias) -> list:
             )
         ]
     location = config.get("LOCATION")
+    if backend in MEMCACHED_BACKENDS:
+        return _check_memcached_pool(alias, config)
     if backend == SENTINEL_BACKEND:
         return _check_sentinel(alias, config)
     if isinstance(location, str):
@@ -536,6 +544,60 @@ def _check_sentinel(alias: str, config: dict) -> list:
             )
         ]
     return []
+
+
+MEMCACHED_BACKENDS = (
+    "django.core.cache.backends.memcached.PyMemcacheCache",
+    "django.core.cache.backends.memcached.PyLibMCCache",
+)
+
+
+def _check_memcached_pool(alias: str, config: dict) -> list:
+    """A pool of Memcached servers: what ``strata.tags.pool`` needs to keep versions safe."""
+    location = config.get("LOCATION") or ""
+    servers = re.split("[;,]", location) if isinstance(location, str) else list(location)
+    distinct = {str(server).strip() for server in servers if str(server).strip()}
+    if len(distinct) < 2:
+        return []
+    errors = []
+    try:
+        import pymemcache  # noqa: F401
+    except ImportError:
+        errors.append(
+            Error(
+                f"CACHES[{alias!r}] is a pool of Memcached servers, and Strata keeps tag "
+                "versions on a majority of a tag's nodes through pymemcache, which is not "
+                "installed.",
+                hint="pip install pymemcache (django-strata's memcached extra).",
+                id="strata.E034",
+            )
+        )
+    if len(distinct) == 2:
+        errors.append(
+            Warning(
+                f"CACHES[{alias!r}] is a pool of two Memcached servers: each tag's version "
+                "needs both copies (one copy alone could be an old one), so while either "
+                "server is out, every cached query and page is a miss.",
+                hint="Add a third server: versions then live on three nodes, any two of "
+                "which are enough (docs/cache-pool.md).",
+                id="strata.W035",
+            )
+        )
+    options = config.get("OPTIONS") or {}
+    if config.get("BACKEND", "").endswith("PyMemcacheCache") and not (
+        options.get("timeout") and options.get("connect_timeout")
+    ):
+        errors.append(
+            Warning(
+                f"CACHES[{alias!r}] is a pool of Memcached servers without OPTIONS "
+                "'timeout' and 'connect_timeout': a node cut off by the network makes every "
+                "request that reaches it wait for the operating system's TCP timeouts.",
+                hint="Set OPTIONS = {'timeout': 0.5, 'connect_timeout': 0.5} (seconds); "
+                "Strata's own version reads use these, or 1 s when unset.",
+                id="strata.W036",
+            )
+        )
+    return errors
 
 
 ROUTER = "strata.replicas.ReplicaRouter"

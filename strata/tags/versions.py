@@ -395,4 +395,8 @@ def version_store(cache_alias: str) -> VersionStore:
         return SentinelVersionStore(cache_alias)  # versions carry the failover epoch
     if _is_django_redis(cache_alias):
         return RedisVersionStore(cache_alias)
+    from .pool import PoolVersionStore, is_memcached_pool
+
+    if is_memcached_pool(caches[cache_alias]):
+        return PoolVersionStore(cache_alias)  # a majority of copies per tag
     return VersionStore(cache_alias)
