@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 
 from django.core.exceptions import ImproperlyConfigured
@@ -106,7 +108,7 @@ class PoolVersionStore(VersionStore):
         super().__init__(cache_alias)
         try:
             from pymemcache.client.base import Client, normalize_server_spec
-        except ImportError as exc:  # strata.E033 says so at start-up
+        except ImportError as exc:  # strata.E034 says so at start-up
             raise ImproperlyConfigured(
                 f"CACHES[{cache_alias!r}] is a pool of Memcached servers: Strata keeps "
                 "versions there with pymemcache; install it (pip install pymemcache)."
@@ -130,6 +132,11 @@ class PoolVersionStore(VersionStore):
         self._local = threading.local()
         self._down: dict[str, float] = {}
         self._places: dict[str, tuple[str, tuple[str, ...]]] = {}
+        _stores.add(self)
+
+    def _forget_connections(self) -> None:
+        """In a forked child: the parent's sockets are not ours to use."""
+        self._local = threading.local()
 
     # -- nodes ---------------------------------------------------------------------------
     def _client(self, node: str):
@@ -336,6 +343,19 @@ class PoolVersionStore(VersionStore):
                 raise
             except Exception as exc:  # that artifact's node: the versions are elsewhere
                 warnings.warn("pool-write", "strata: could not store an artifact (%s)", exc)
+
+
+_stores: weakref.WeakSet[PoolVersionStore] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # App servers fork workers after the store may have connected (``--preload``); two
+    # processes on one socket would read each other's replies.
+    for store in list(_stores):
+        store._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _get_many(client, keys: list[str]) -> dict:

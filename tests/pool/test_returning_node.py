@@ -184,3 +184,29 @@ def test_a_change_made_without_one_node_is_seen_by_a_process_without_another(poo
     versions, _ = reader.get_with([tag])  # the reader loses the second node
     pool.resume(1)
     assert versions[tag] != snapshot[tag]
+
+
+def test_a_forked_worker_opens_its_own_connections(pool):
+    """App servers fork after the store may have talked to the pool (``--preload``).
+
+    Were the sockets shared, each process would read replies meant for the other.
+    """
+    import os
+
+    store = version_store("pool")
+    mine, theirs = [f"f{n}" for n in range(20)], [f"g{n}" for n in range(20)]
+    snapshot = store.snapshot(mine + theirs)  # connections are open now
+
+    def reads_right(tags) -> bool:
+        expected = {tag: snapshot[tag] for tag in tags}
+        try:
+            return all(store.get_with(tags)[0] == expected for _ in range(300))
+        except CacheUnavailable:
+            return False
+
+    pid = os.fork()
+    if pid == 0:  # the worker
+        os._exit(0 if reads_right(theirs) else 1)
+    ok = reads_right(mine)
+    _, status = os.waitpid(pid, 0)
+    assert ok and os.waitstatus_to_exitcode(status) == 0
