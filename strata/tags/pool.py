@@ -26,10 +26,11 @@ that was made: an old version would need a majority of the tag's nodes to hold i
 together, having all missed that bump. With three or more servers a node may die, be
 partitioned from some processes only, or come back with old values, and tags keep being
 served; with two, both copies are needed, so while one is out its tags are misses
-(``strata.W035``). The limits (``docs/cache-pool.md``): a bump that reached no node of
-the tag is a failed bump, kept and retried by its process as on a single server; nodes
-that go back in time (memcached's warm restart from a file) or processes configured with
-different server lists are not detected.
+(``strata.W035``). The limits (``docs/cache-pool.md``): a bump that reached fewer than
+``Q`` nodes is a failed bump, kept and retried by its process as on a single server, and
+a reader that reaches none of the copies it made may see the old version until then;
+nodes that go back in time (memcached's warm restart from a file) and processes
+configured with different server lists are not detected.
 
 Artifacts stay where Django's backend puts them: whatever a returning node still holds
 is checked against the versions above.
