@@ -20,24 +20,45 @@ new primary.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import threading
+import weakref
 from urllib.parse import urlsplit
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 
 from .epoch import EPOCH_KEY, IDENTITY_KEY, script_args
 
-__all__ = ["SentinelRedisCache", "SentinelRedisCacheClient", "PrimaryConnection", "parse_location"]
+__all__ = [
+    "SentinelRedisCache",
+    "SentinelRedisCacheClient",
+    "PrimaryConnection",
+    "PrimaryPool",
+    "parse_location",
+    "stop_watching",
+]
+
+log = logging.getLogger("strata.cache")
 
 DEFAULT_PORT = 26379
 
 # Without timeouts a primary that vanished would hold every request for the kernel's TCP
 # timeout; with them a lookup fails fast and Strata reads from the database.
-DEFAULT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0}
+DEFAULT_OPTIONS = {
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
+    "primary_check_interval": 1.0,
+}
 
 
 def parse_location(location) -> list[tuple[str, int]]:
@@ -61,6 +82,22 @@ def parse_location(location) -> list[tuple[str, int]]:
     return addresses
 
 
+class Sentinels(Sentinel):
+    """redis-py's Sentinel client, whose "no primary" error fits on one line."""
+
+    def discover_master(self, service_name):
+        try:
+            return super().discover_master(service_name)
+        except MasterNotFoundError as exc:
+            asked = ", ".join(
+                "{host}:{port}".format(**s.connection_pool.connection_kwargs)
+                for s in self.sentinels
+            )
+            raise MasterNotFoundError(
+                f"No master found for {service_name!r}: no Sentinel named one (asked {asked})"
+            ) from exc
+
+
 class PrimaryConnection(SentinelManagedConnection):
     """A connection to the primary that Sentinel names, checked before it serves anything.
 
@@ -78,6 +115,65 @@ class PrimaryConnection(SentinelManagedConnection):
         self.read_response()
 
 
+class PrimaryPool(SentinelConnectionPool):
+    """Sentinel's pool of connections to the primary, which also asks every ``interval``
+    seconds where the primary is (in a thread of each process).
+
+    Sentinel disconnects the clients of a primary it demotes, but an old primary that is
+    still up is demoted only seconds after the promotion (or never, behind a partition),
+    and its clients keep using it meanwhile. A pool that sees a new address drops its
+    connections to the old one (idle ones now, busy ones when they are released).
+    """
+
+    def __init__(self, service_name, sentinel_manager, *, interval: float = 1.0, **kwargs):
+        super().__init__(service_name, sentinel_manager, **kwargs)
+        self.interval = interval
+        self._watched_by = 0  # the pid whose thread watches this pool
+
+    def get_connection(self, *args, **kwargs):
+        connection = super().get_connection(*args, **kwargs)
+        if self._watched_by != self.pid and self.interval > 0:  # once per process
+            self._watched_by = self.pid
+            threading.Thread(
+                target=_watch,
+                args=(weakref.ref(self), self.pid),
+                name="strata-sentinel",
+                daemon=True,
+            ).start()
+        return connection
+
+    def follow_primary(self) -> tuple[str, int]:
+        """Ask the Sentinels where the primary is now; leave the old one if it moved."""
+        return self.get_master_address()
+
+
+def _watch(pool_ref, pid: int) -> None:
+    failing = False
+    while not _exiting.is_set() and (pool := pool_ref()) is not None and pool.pid == pid:
+        interval = pool.interval
+        try:
+            pool.follow_primary()
+        except Exception as exc:
+            if not failing and not _exiting.is_set():
+                log.warning("strata: cannot ask the Sentinels for the primary (%s)", exc)
+            failing = True
+        else:
+            failing = False
+        del pool
+        _exiting.wait(interval)
+
+
+_exiting = threading.Event()
+
+
+def stop_watching() -> None:
+    """Stop every process-wide thread that asks the Sentinels (at exit; tests)."""
+    _exiting.set()
+
+
+atexit.register(stop_watching)  # before logging shuts down (atexit runs last-in first-out)
+
+
 class SentinelRedisCacheClient(RedisCacheClient):
     """Django's Redis client with one pool, to the primary that Sentinel names."""
 
@@ -88,15 +184,17 @@ class SentinelRedisCacheClient(RedisCacheClient):
         service_name: str,
         epoch_keys: tuple[str, str],
         sentinel_kwargs: dict | None = None,
+        primary_check_interval: float = 1.0,
         **options,
     ):
         super().__init__(servers, **options)
+        self._interval = primary_check_interval
         if sentinel_kwargs is None:
             sentinel_kwargs = {k: v for k, v in options.items() if k.startswith("socket_")}
         # redis-py's clients retry 3 times with backoff (seconds) by default: a request
         # would wait that long for each Sentinel that is down. Ask the next one instead.
         sentinel_kwargs = {"retry": Retry(NoBackoff(), 0), **sentinel_kwargs}
-        self._sentinel = Sentinel(parse_location(servers), sentinel_kwargs=sentinel_kwargs)
+        self._sentinel = Sentinels(parse_location(servers), sentinel_kwargs=sentinel_kwargs)
         self._service_name = service_name
         self._epoch_keys = epoch_keys
         self._lock = threading.Lock()
@@ -113,9 +211,10 @@ class SentinelRedisCacheClient(RedisCacheClient):
             with self._lock:
                 pool = self._pools.get(0)
                 if pool is None:
-                    pool = self._pools[0] = SentinelConnectionPool(
+                    pool = self._pools[0] = PrimaryPool(
                         self._service_name,
                         self._sentinel,
+                        interval=self._interval,
                         connection_class=PrimaryConnection,
                         epoch_keys=self._epoch_keys,
                         **self._pool_options,
@@ -129,8 +228,10 @@ class SentinelRedisCache(RedisCache):
     ``LOCATION``: the Sentinels, ``sentinel://host:port``. ``OPTIONS``: ``service_name``
     (required: the name in ``sentinel monitor``), ``sentinel_kwargs`` (connection options
     for the Sentinels, e.g. their ``password``; by default the ``socket_*`` options
-    below), and the options of the connections to Redis (``password``, ``username``,
-    ``db``, ``socket_timeout`` = 1.0, ``socket_connect_timeout`` = 0.5, ...).
+    below), ``primary_check_interval`` (seconds between two questions to the Sentinels
+    about where the primary is, in a thread of each process; 1.0, ``0`` = only when
+    connecting), and the options of the connections to Redis (``password``,
+    ``username``, ``db``, ``socket_timeout`` = 0.5, ``socket_connect_timeout`` = 0.5, ...).
     """
 
     def __init__(self, server, params):

@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
+from strata.cache.sentinel import stop_watching
 from strata.querycache.stats import reset_stats
 from strata.tags import versions
 from strata.tags.versions import version_store
@@ -22,6 +23,7 @@ def topology():
     try:
         yield running
     finally:
+        stop_watching()  # the pools' threads would log the Sentinel's absence
         running.stop()
 
 

@@ -154,9 +154,11 @@ class Topology:
         return f"sentinel://{LOOPBACK}:{self.sentinel.port}"
 
     def primary(self) -> Server:
-        """The server the Sentinel names as the primary."""
-        _, port = self.sentinel.client.sentinel_get_master_addr_by_name(SERVICE)
-        return self.a if int(port) == self.a.port else self.b
+        """The server the Sentinel names as the primary, as redis-py asks (SENTINEL MASTERS:
+        during a failover it names the old primary a little longer than
+        get-master-addr-by-name does)."""
+        port = int(self.sentinel.client.sentinel_masters()[SERVICE]["port"])
+        return self.a if port == self.a.port else self.b
 
     def replica(self) -> Server:
         return self.b if self.primary() is self.a else self.a
@@ -179,28 +181,38 @@ class Topology:
 
         poll(ready, 15, "the Sentinel to know the replica")
 
-    def failover(self) -> Server:
-        """The primary crashes and the Sentinel promotes the replica; return the new primary.
+    def failover(self, *, crash: bool = True) -> Server:
+        """The Sentinel promotes the replica; return it, the new primary.
 
-        The old primary is killed (SIGKILL: whatever it had not replicated is lost), then
-        ``SENTINEL FAILOVER`` promotes at once instead of after ``down-after-milliseconds``.
-        The old server comes back as a replica of the new primary, as its configuration
-        management would start it, ready for the next failover.
+        ``crash``: the old primary is killed first (SIGKILL: whatever it had not
+        replicated is lost), and comes back as a replica of the new one, as its
+        configuration management would start it. ``SENTINEL FAILOVER`` promotes at once
+        instead of after ``down-after-milliseconds``. Without ``crash`` the old primary
+        stays up, and a primary, until :meth:`reattach`.
         """
         old, new = self.primary(), self.replica()
-        old.process.kill()
-        old.process.wait(5)
+        if crash:
+            old.process.kill()
+            old.process.wait(5)
         self.sentinel.client.sentinel_failover(SERVICE)
         poll(lambda: self.primary() is new, 15, f"Sentinel to name {new.name}")
         poll(lambda: new.role() == "master", 15, f"{new.name} promoted")
-        self._restart(old, "--replicaof", LOOPBACK, str(new.port))
+        if crash:
+            self._restart(old, "--replicaof", LOOPBACK, str(new.port))
+            self.reattach(old)
+        return new
+
+    def reattach(self, old: Server) -> None:
+        """Make ``old`` a replica of the primary (what the Sentinel does seconds later)."""
+        new = self.primary()
+        if old.info("replication").get("master_port") != new.port:
+            old.client.replicaof(LOOPBACK, new.port)
         poll(
             lambda: old.info("replication").get("master_link_status") == "up",
             15,
             f"{old.name} replicating from {new.name}",
         )
         self.wait_for_sentinel()
-        return new
 
     def stop(self) -> None:
         for server in reversed(self.servers):

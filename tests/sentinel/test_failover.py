@@ -7,13 +7,15 @@ promotes the replica. Artifacts are query results stored through the ORM.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.contrib.auth.models import User
 
 from strata.querycache.stats import stats
 from strata.tags.versions import version_store
 
-from .conftest import ALIAS
+from .conftest import ALIAS, sentinel_cache
 from .harness import poll
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,3 +88,34 @@ def test_reads_and_writes_follow_the_new_primary(topology, strata_on_sentinel):
     assert strata_on_sentinel.get("probe", "absent") == "absent"
     strata_on_sentinel.set("probe", "written")
     assert new.client.exists(strata_on_sentinel.make_key("probe"))
+
+
+def test_a_pool_leaves_an_old_primary_still_up_once_sentinel_names_another(topology, strata_on):
+    strata_on(sentinel_cache(topology.location, primary_check_interval=0))  # no thread
+    User.objects.create(username="ann", email="ann@example.com")
+    assert outcome(emails)[0] == "miss"
+    old = topology.primary()
+    try:
+        topology.failover(crash=False)
+        # Sentinel demotes a live old primary (and drops its clients) only seconds later.
+        assert old.role() == "master"
+        assert outcome(emails)[0] == "hit", "still on the old primary"
+        version_store(ALIAS)._pool.follow_primary()
+        assert outcome(emails) == ("miss", ["ann@example.com"])
+    finally:
+        topology.reattach(old)
+
+
+def test_every_process_asks_the_sentinels_where_the_primary_is(topology, strata_on):
+    strata_on(sentinel_cache(topology.location, primary_check_interval=0.05))
+    User.objects.create(username="ann", email="ann@example.com")
+    assert outcome(emails)[0] == "miss"
+    assert any(t.name == "strata-sentinel" for t in threading.enumerate())
+    old = topology.primary()
+    try:
+        topology.failover(crash=False)
+        # Hits from the old primary until this process's thread asks the Sentinel.
+        poll(lambda: outcome(emails) == ("miss", ["ann@example.com"]), 15, "a miss")
+        assert old.role() == "master", "moved by the Sentinel's demotion, not by this process"
+    finally:
+        topology.reattach(old)
