@@ -45,8 +45,9 @@
 ``W036``       the cache is a pymemcache pool without ``timeout``/``connect_timeout``:
                a partitioned node hangs the requests that reach it
 ``E037``       the cache is ``strata.cache.SentinelRedisCache`` without
-               ``OPTIONS['service_name']``, with a ``pool_class``, or with a ``LOCATION``
-               that is not a list of ``sentinel://host:port``
+               ``OPTIONS['service_name']``, with a ``pool_class`` or a bad
+               ``primary_check_interval``, or with a ``LOCATION`` that is not a list of
+               ``sentinel://host:port``
 ``W038``       the cache is ``SentinelRedisCache`` with a single Sentinel: no failover
                while it is down, and it alone decides that the primary failed
 =============  =====================================================================
@@ -506,22 +507,15 @@ def _check_sentinel(alias: str, config: dict) -> list:
     from django.core.exceptions import ImproperlyConfigured
 
     try:
-        from .cache.sentinel import parse_location
+        from .cache.sentinel import options_problem, parse_location
 
         sentinels = parse_location(config.get("LOCATION"))
     except ImportError as exc:
         sentinels, problem = [], f"the redis client is not installed ({exc})"
     except ImproperlyConfigured as exc:
-        sentinels, problem = [], str(exc)
+        sentinels, problem = [], str(exc).removeprefix("SentinelRedisCache: ").rstrip(".")
     else:
-        problem = None
-    options = config.get("OPTIONS") or {}
-    if problem is None and not (
-        isinstance(options.get("service_name"), str) and options["service_name"]
-    ):
-        problem = "OPTIONS['service_name'] is missing"
-    if problem is None and "pool_class" in options:
-        problem = "OPTIONS['pool_class'] is set, but the backend uses Sentinel's own pool"
+        problem = options_problem(config.get("OPTIONS") or {})
     if problem is not None:
         return [
             Error(

@@ -106,6 +106,7 @@ SENTINELS = ["sentinel://10.0.0.5:26379", "sentinel://10.0.0.6:26379"]
         (SENTINELS, {"service_name": "strata"}, []),
         (SENTINELS, {}, ["strata.E037"]),
         (SENTINELS, {"service_name": "strata", "pool_class": "x.Pool"}, ["strata.E037"]),
+        (SENTINELS, {"service_name": "strata", "primary_check_interval": "1"}, ["strata.E037"]),
         (["redis://10.0.0.5:6379"], {"service_name": "strata"}, ["strata.E037"]),
         (SENTINELS[:1], {"service_name": "strata"}, ["strata.W038"]),
     ],

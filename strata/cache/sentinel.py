@@ -45,6 +45,7 @@ __all__ = [
     "PrimaryConnection",
     "PrimaryPool",
     "parse_location",
+    "options_problem",
     "stop_watching",
 ]
 
@@ -80,6 +81,22 @@ def parse_location(location) -> list[tuple[str, int]]:
     if not addresses:
         raise ImproperlyConfigured("SentinelRedisCache: LOCATION names no Sentinel.")
     return addresses
+
+
+def options_problem(options: dict) -> str | None:
+    """What is wrong with a ``SentinelRedisCache``'s ``OPTIONS``, or ``None``."""
+    service = options.get("service_name")
+    if not isinstance(service, str) or not service:
+        return (
+            "OPTIONS['service_name'] is missing: the name the Sentinels monitor the primary "
+            "by (sentinel monitor <name> ...)"
+        )
+    if "pool_class" in options:
+        return "OPTIONS['pool_class'] is set, but the backend uses Sentinel's own pool"
+    interval = options.get("primary_check_interval", DEFAULT_OPTIONS["primary_check_interval"])
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval < 0:
+        return f"OPTIONS['primary_check_interval'] must be seconds >= 0, not {interval!r}"
+    return None
 
 
 class Sentinels(Sentinel):
@@ -237,16 +254,9 @@ class SentinelRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         options = {**DEFAULT_OPTIONS, **self._options}
-        service = options.get("service_name")
-        if not isinstance(service, str) or not service:
-            raise ImproperlyConfigured(
-                "SentinelRedisCache needs OPTIONS['service_name']: the name the Sentinels "
-                "monitor the primary by (sentinel monitor <name> ...)."
-            )
-        if "pool_class" in options:
-            raise ImproperlyConfigured(
-                "SentinelRedisCache chooses its own pool (Sentinel's); remove OPTIONS['pool_class']."
-            )
+        problem = options_problem(options)
+        if problem is not None:
+            raise ImproperlyConfigured(f"SentinelRedisCache: {problem}.")
         parse_location(self._servers)  # a bad LOCATION fails here, not on first use
         self.epoch_keys = (self.make_key(EPOCH_KEY), self.make_key(IDENTITY_KEY))
         options["epoch_keys"] = self.epoch_keys

@@ -152,7 +152,11 @@ def test_locations_are_lists_or_strings():
 
 @pytest.mark.parametrize(
     "options, message",
-    [({}, "service_name"), ({"service_name": "s", "pool_class": "x"}, "pool_class")],
+    [
+        ({}, "service_name"),
+        ({"service_name": "s", "pool_class": "x"}, "pool_class"),
+        ({"service_name": "s", "primary_check_interval": -1}, "primary_check_interval"),
+    ],
 )
 def test_bad_options_are_named(options, message):
     with pytest.raises(ImproperlyConfigured, match=message):
