@@ -1,6 +1,7 @@
 """``StrataMiddleware``: place it first in ``MIDDLEWARE``.
 
-It answers the load balancer's health probe before any other middleware runs, serves
+It answers the load balancer's health probe, and its readiness check of each accelerator
+(:mod:`strata.edge.fence`), before any other middleware runs, serves
 whole pages from the page cache when ``STRATA['PAGE_CACHE']`` is on (a hit returns before
 any other middleware runs), records the tags of everything the view read, marks each
 response shared or personal for the accelerator (``Cache-Control``, ``xkey``,
@@ -21,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
 from .conf import strata_settings
-from .edge import purge
+from .edge import fence, purge
 from .edge.headers import set_tag_headers
 from .edge.policy import apply_edge_cache_control, mark_uncacheable
 from .pages.cache import PageCache, Rendered
@@ -70,6 +71,9 @@ class StrataMiddleware:
             response["Cache-Control"] = "no-store"
             response["X-Strata-Server"] = self.server_header
             return response
+        if request.path_info == fence.READY_PATH:
+            # An accelerator's readiness check (it missed purges?): as cheap as the probe.
+            return fence.readiness_response(request)
         bench = bench_mode(request.META, self.bench_secret) if self.bench_secret else None
         if bench is None:
             if not self.timing_on:

@@ -15,6 +15,10 @@ caller: a failed purge is logged on ``strata.edge`` and counted in :attr:`Purger
 
 Purges are hard (``xkey-purge``): a soft purge keeps the old object servable in grace,
 which is stale content. ``soft=True`` is for content a site allows to be stale.
+
+A node that missed a purge is fenced (:mod:`strata.edge.fence`): while this process owes
+it purges, the node's readiness check fails and the load balancer keeps it out of
+rotation, so that it does not serve what it should have dropped before the retry lands.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from urllib.parse import urlsplit
 
 from ..conf import strata_settings
 from ..tags.invalidation import on_invalidation
+from . import fence as fencing
 
 __all__ = [
     "Purger",
@@ -71,6 +76,10 @@ EXIT_TIMEOUT = 5.0
 # Seconds an accelerator may serve an expired page while it refetches it (req.grace in
 # the VCL when the app servers are healthy).
 EDGE_GRACE = 10
+
+# Seconds a debt outlives the retries that could pay it: the counter must not expire
+# while this process may still pay it back (and so take back another's share).
+FENCE_MARGIN = 60
 
 _PURGED = re.compile(r"urged (\d+)")
 
@@ -141,6 +150,7 @@ class _Job:
     soft: frozenset[str]
     first: bool  # a batch's first purge: its success schedules the second one
     attempt: int = 0
+    owing: bool = False  # failed once: counted in the node's fence until it settles
     since: float = field(default_factory=time.monotonic)  # when the tags changed
     batch: _Batch | None = field(default=None, repr=False)
 
@@ -207,6 +217,7 @@ class Purger:
         retries: int = 5,
         timeout: float = 2.0,
         keep_trying: float = 0.0,
+        fence: fencing.Fence | None = None,
     ):
         self.nodes: tuple[_Node, ...] = tuple(_parse_node(url) for url in nodes)
         self.secret = secret
@@ -217,6 +228,11 @@ class Purger:
         #: ``MAX_BACKOFF`` seconds until this many seconds after the write: by then every
         #: page it could hold under those tags has expired, so the purge is moot.
         self.keep_trying = keep_trying
+        #: Where this process records the purges it owes each node (None: nowhere, the
+        #: nodes are never fenced). A debt lasts ``keep_trying`` + FENCE_MARGIN seconds
+        #: at most, so ``keep_trying`` should cover the nodes' TTL and grace.
+        self.fence = fence
+        self._node_ids = [fencing.node_id(node.url) for node in self.nodes] if fence else []
         #: When the last purge failed, where and why (None: none has failed).
         self.last_failure: dict | None = None
         #: ``requests`` sent, ``purged`` (answered 200), ``failures`` (no answer or not
@@ -239,6 +255,12 @@ class Purger:
         self._timers: list[tuple[float, int, _Job]] = []
         self._connections: dict[int, http.client.HTTPConnection] = {}
         self._sequence = itertools.count()
+        # Per node: how many of this process's jobs failed and are not settled yet,
+        # whether the fence counts this process (the cache may have failed), and whether
+        # a job was dropped undelivered (the share then expires, it is never taken back).
+        self._owing: Counter[int] = Counter()
+        self._shares: dict[int, int] = {}  # node -> the generation it is counted in
+        self._dropped: set[int] = set()
 
     def _reset_after_fork(self) -> None:
         # The parent's thread, queue and sockets stay the parent's: the child starts
@@ -364,6 +386,8 @@ class Purger:
         The nodes are purged in parallel, so a node that is down or slow (up to
         ``timeout``) does not hold back the purges of the others.
         """
+        if not jobs:
+            return
         by_node: dict[int, list[_Job]] = {}
         for job in jobs:
             by_node.setdefault(job.node, []).append(job)
@@ -380,6 +404,7 @@ class Purger:
         for index, node_jobs in by_node.items():
             for job in node_jobs:
                 self._settle(job, *results[index], final)
+        self._record_debts(i for i, (result, _) in results.items() if result is _Result.TRANSIENT)
 
     def _purge_safely(
         self, index: int, hard: frozenset[str], soft: frozenset[str]
@@ -397,11 +422,18 @@ class Purger:
         keys = job.hard | job.soft
         what = "purge" if job.first else "second purge"
         if result is _Result.OK:
+            if job.owing:
+                self._settle_debt(job.node, delivered=True)
             if job.first and not final:
-                self._schedule(self.delay, replace(job, first=False, attempt=0, batch=None))
+                second = replace(job, first=False, attempt=0, owing=False, batch=None)
+                self._schedule(self.delay, second)
             elif not job.first:
                 self.stats["second_purges"] += 1
             return
+        if result is _Result.TRANSIENT and not job.owing:
+            # A refused purge (4xx) is a configuration mistake, logged as such: fencing
+            # for it would take every node out of rotation and keep it out.
+            job = replace(job, owing=self._owe(job.node))
         self.last_failure = {"time": time.time(), "node": node, "reason": reason}
         quick = job.attempt < self.retries
         if (
@@ -423,6 +455,10 @@ class Purger:
                 )
             self._schedule(backoff, replace(job, attempt=job.attempt + 1, batch=None))
             return
+        if job.owing:
+            # Given up once the node cannot hold anything older than the write: paid.
+            # Refused or dropped at exit: never delivered, so the debt just expires.
+            self._settle_debt(job.node, delivered=not final and result is _Result.TRANSIENT)
         self.stats["given_up"] += 1
         log.error(
             "strata: %s of %s on %s failed (%s); given up after %d attempts: "
@@ -433,6 +469,51 @@ class Purger:
             reason,
             job.attempt + 1,
         )
+
+    def _owe(self, index: int) -> bool:
+        """Count a failed job against its node (recorded in the fence once the round is
+        over, by :meth:`_record_debts`). True when the node can be fenced at all."""
+        if self.fence is None:
+            return False
+        self._owing[index] += 1
+        return True
+
+    def _record_debts(self, failed: Iterable[int]) -> None:
+        """After a round: this process owes each ``failed`` node purges. The first debt
+        adds it to the node's debtors; each further failed round records the time and
+        pushes the expiry on (or counts it anew, if the node's debts were voided)."""
+        if self.fence is None:
+            return
+        seconds = self.keep_trying + FENCE_MARGIN
+        for index in failed:
+            if not self._owing[index]:
+                continue
+            node = self._node_ids[index]
+            generation = self._shares.get(index)
+            if generation is None:
+                generation = self.fence.owe(node, seconds)
+            else:
+                generation = self.fence.extend(node, generation, seconds) or generation
+            if generation is not None:
+                self._shares[index] = generation
+
+    def _settle_debt(self, index: int, delivered: bool) -> None:
+        """A failed job settled: once none is left, this process owes the node nothing
+        (and takes its share back, unless a purge was dropped undelivered: then the share
+        stays until it expires)."""
+        if not delivered:
+            self._dropped.add(index)
+        self._owing[index] -= 1
+        if self._owing[index] > 0:
+            return
+        del self._owing[index]
+        generation = self._shares.pop(index, None)
+        if index in self._dropped:
+            self._dropped.discard(index)
+            if generation is None and self.fence is not None:  # e.g. failed at exit
+                self.fence.owe(self._node_ids[index], self.keep_trying + FENCE_MARGIN)
+        elif generation is not None:
+            self.fence.paid(self._node_ids[index], generation)
 
     def _purge_node(
         self, index: int, hard: frozenset[str], soft: frozenset[str]
@@ -534,13 +615,15 @@ def purger() -> Purger | None:
         cached = _cached
         if cached is not None and cached[0] == key:
             return cached[1]
-        # Retry a node until every page it may hold under the tags has expired: the
-        # shared TTL, plus the grace Varnish serves an expired page in while it refreshes.
+        # Retry a node until every page it may hold under the tags has left its cache:
+        # the shared TTL, plus the grace Varnish serves an expired page from when the app
+        # fails (stale-if-error). Until then the node is fenced (strata.edge.fence).
         fresh = Purger(
             conf.accelerators,
             conf.purge_secret,
             conf.purge_delay,
-            keep_trying=conf.edge_ttl + EDGE_GRACE,
+            keep_trying=fencing.horizon(conf.edge_ttl),
+            fence=fencing.fence(conf.cache_alias),
         )
         _cached = (key, fresh)
     if cached is not None:

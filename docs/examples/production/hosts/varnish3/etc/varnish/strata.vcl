@@ -49,11 +49,37 @@ sub vcl_init {
 
 sub vcl_recv {
     set req.backend_hint = pool.backend();
-    # The load balancer's health probe of this accelerator.
+    # This accelerator's liveness (strata up waits for it): Varnish answers alone.
     if (req.url == "/-/varnish-health") {
         return (synth(200, "OK"));
     }
-
+    # The load balancer's readiness check: a node that missed purges (down or cut off
+    # while a write committed) stays out of rotation until they are delivered. Only the
+    # app knows what it owes this node (strata.edge.fence): ask it, naming the node by
+    # the address and port the check arrived on, and saying since when this node's cache
+    # exists (a node that restarted after the missed purges holds nothing older). Never
+    # cached; no cookie goes along.
+    if (req.url == "/-/varnish-epoch") {
+        return (synth(404, "Not found"));
+    }
+    if (req.url == "/-/varnish-ready") {
+        if (req.method != "GET" && req.method != "HEAD") {
+            return (synth(405, "Method not allowed"));
+        }
+        unset req.http.Cookie;
+        unset req.http.Authorization;
+        unset req.http.Host;
+        unset req.http.X-Forwarded-Proto;
+        if (req.restarts == 0) {
+            # First look up the cache's birth time (vcl_deliver comes back here with it).
+            unset req.http.X-Strata-Epoch;
+            set req.method = "GET";
+            set req.url = "/-/varnish-epoch";
+            return (hash);
+        }
+        set req.http.X-Strata-Accelerator = local.ip + ":" + std.port(local.ip);
+        return (pass);
+    }
     if (req.method == "PURGE") {
         # Purges come from the app servers on the plain listener, never through the
         # load balancer's PROXY listener.
@@ -164,9 +190,29 @@ sub vcl_hash {
 
 sub vcl_backend_fetch {
     set bereq.backend = pool.backend();
+    if (bereq.url == "/-/varnish-epoch") {
+        # Made here, once per cache: the time it was first looked up (vcl_backend_error).
+        return (error(200, "OK"));
+    }
+    if (bereq.url == "/-/varnish-ready") {
+        # A check gives up after a second: answer before that (vcl_backend_error).
+        set bereq.connect_timeout = 0.5s;
+        set bereq.first_byte_timeout = 0.8s;
+    }
 }
 
 sub vcl_backend_response {
+    if (bereq.url == "/-/varnish-ready") {
+        # Only Strata's answer counts. Anything else (the pool's "no app server is up",
+        # an error page) means the app cannot be asked: then stay in rotation, to serve
+        # from grace while the app servers are down.
+        if (!beresp.http.X-Strata-Fence) {
+            return (error(200, "OK"));
+        }
+        set beresp.uncacheable = true;
+        set beresp.ttl = 0s;
+        return (deliver);
+    }
     # Pages with personal holes ask for ESI; shared or not, the holes are filled here.
     if (beresp.http.Surrogate-Control ~ "ESI/1.0") {
         unset beresp.http.Surrogate-Control;
@@ -212,6 +258,11 @@ sub vcl_pass {
 }
 
 sub vcl_deliver {
+    if (req.url == "/-/varnish-epoch") {
+        set req.http.X-Strata-Epoch = resp.http.X-Strata-Epoch;
+        set req.url = "/-/varnish-ready";
+        return (restart);
+    }
     if (obj.uncacheable) {
         set resp.http.X-Cache = "PASS";
     } else {
@@ -223,6 +274,33 @@ sub vcl_deliver {
     unset resp.http.Surrogate-Key;
     unset resp.http.Via;
     unset resp.http.X-Varnish;
+}
+
+sub vcl_backend_error {
+    # This cache's birth certificate: kept until the cache is emptied (a restart, a ban
+    # of everything). Looked up every second by the checks, so never evicted first.
+    if (bereq.url == "/-/varnish-epoch") {
+        set beresp.status = 200;
+        set beresp.http.X-Strata-Epoch = std.real(time=now);
+        set beresp.ttl = 3650d;
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
+        synthetic("");
+        return (deliver);
+    }
+    # The readiness check could not reach the app (see vcl_recv): ready.
+    if (bereq.url == "/-/varnish-ready") {
+        set beresp.status = 200;
+        set beresp.reason = "OK";
+        set beresp.http.Content-Type = "text/plain";
+        set beresp.http.Cache-Control = "no-store";
+        set beresp.http.X-Strata-Fence = "unknown";
+        set beresp.uncacheable = true;
+        set beresp.ttl = 0s;
+        synthetic("ready: the app cannot be asked" + {"
+"});
+        return (deliver);
+    }
 }
 
 sub vcl_synth {
