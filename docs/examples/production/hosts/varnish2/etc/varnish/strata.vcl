@@ -70,6 +70,13 @@ sub vcl_recv {
         unset req.http.Authorization;
         unset req.http.Host;
         unset req.http.X-Forwarded-Proto;
+        # This node's probes of the app pool fail (it is just back from a partition,
+        # or the pool is down): every miss would be an error. The load balancer sends
+        # to it again once they pass (when the whole pool is down, it serves from grace
+        # through another backend).
+        if (!std.healthy(req.backend_hint)) {
+            return (synth(503, "Not ready: the app pool does not answer this node"));
+        }
         if (req.restarts == 0) {
             # First look up the cache's birth time (vcl_deliver comes back here with it).
             unset req.http.X-Strata-Epoch;
@@ -153,7 +160,7 @@ sub vcl_recv {
     # Keep only the cookies Django needs; analytics cookies would split the cache.
     if (req.http.Cookie) {
         cookie.parse(req.http.Cookie);
-        cookie.keep("sessionid,csrftoken,messages");
+        cookie.keep("sessionid,csrftoken,messages,strata_primary");
         set req.http.Cookie = cookie.get_string();
         if (req.http.Cookie == "") {
             unset req.http.Cookie;
@@ -161,8 +168,11 @@ sub vcl_recv {
     }
     # Personal requests go to Django, never to the cache.
     # Django's messages ("Saved.") are for one person, shown once: never from the cache.
+    # A client that has just written reads from the database primary for a while
+    # (strata.replicas, its signed cookie), not from what a replica returned.
     if (req.http.Authorization || req.http.Cookie ~ "(^|;\s*)sessionid="
-        || req.http.Cookie ~ "(^|;\s*)messages=") {
+        || req.http.Cookie ~ "(^|;\s*)messages="
+        || req.http.Cookie ~ "(^|;\s*)strata_primary=") {
         return (pass);
     }
     # Anonymous reads need no CSRF cookie; without it the response can be shared.
