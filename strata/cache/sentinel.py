@@ -150,13 +150,15 @@ class PrimaryPool(SentinelConnectionPool):
     def get_connection(self, *args, **kwargs):
         connection = super().get_connection(*args, **kwargs)
         if self._watched_by != self.pid and self.interval > 0:  # once per process
-            self._watched_by = self.pid
-            threading.Thread(
-                target=_watch,
-                args=(weakref.ref(self), self.pid),
-                name="strata-sentinel",
-                daemon=True,
-            ).start()
+            with _starting:
+                if self._watched_by != self.pid:
+                    self._watched_by = self.pid
+                    threading.Thread(
+                        target=_watch,
+                        args=(weakref.ref(self), self.pid),
+                        name="strata-sentinel",
+                        daemon=True,
+                    ).start()
         return connection
 
     def follow_primary(self) -> tuple[str, int]:
@@ -181,6 +183,7 @@ def _watch(pool_ref, pid: int) -> None:
 
 
 _exiting = threading.Event()
+_starting = threading.Lock()
 
 
 def stop_watching() -> None:

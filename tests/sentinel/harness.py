@@ -164,8 +164,24 @@ class Topology:
         return self.b if self.primary() is self.a else self.a
 
     def cut_replication(self) -> None:
-        """Point the replica at a dead port: it keeps its data and gets no more writes."""
+        """Point the replica at a dead port: it keeps its data and gets no more writes.
+
+        Everything written so far reaches it first: only later writes are lost.
+        """
+        self.catch_up()
         self.replica().client.replicaof(LOOPBACK, self.dead_port)
+
+    def catch_up(self) -> None:
+        """Until the replica has everything the primary wrote so far (if it replicates it)."""
+        primary, replica = self.primary(), self.replica()
+        if replica.info("replication").get("master_port") != primary.port:
+            return  # cut off on purpose
+        written = primary.info("replication")["master_repl_offset"]
+        poll(
+            lambda: replica.info("replication")["slave_repl_offset"] >= written,
+            15,
+            "the replica to catch up",
+        )
 
     def wait_for_sentinel(self) -> None:
         """Until the Sentinel knows the replica well enough to promote it."""
@@ -190,6 +206,7 @@ class Topology:
         instead of after ``down-after-milliseconds``. Without ``crash`` the old primary
         stays up, and a primary, until :meth:`reattach`.
         """
+        self.catch_up()  # what it lost is what a test cut off, not replication lag
         old, new = self.primary(), self.replica()
         if crash:
             old.process.kill()

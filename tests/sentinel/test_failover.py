@@ -8,6 +8,7 @@ promotes the replica. Artifacts are query results stored through the ORM.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import User
@@ -119,3 +120,37 @@ def test_every_process_asks_the_sentinels_where_the_primary_is(topology, strata_
         assert old.role() == "master", "moved by the Sentinel's demotion, not by this process"
     finally:
         topology.reattach(old)
+
+
+def test_a_page_whose_bump_was_lost_in_a_failover_is_rendered_again(topology, strata_on_sentinel):
+    from django.test import Client
+
+    from newsroom.models import Article, Author
+
+    author = Author.objects.create(name="One", slug="one", bio="")
+    article = Article.objects.create(
+        title="Old title",
+        slug="a1",
+        author=author,
+        body="b",
+        published_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    client = Client()
+
+    def page():
+        response = client.get("/articles/a1/")
+        assert response.status_code == 200
+        return response.headers["X-Strata"], response.content
+
+    assert page()[0] == "page-miss"
+    assert page()[0] == "page-hit"
+    key = version_store(ALIAS)._version_key(Article._meta.db_table)
+    before = topology.primary().raw.get(key)
+    topology.cut_replication()
+    Article.objects.filter(pk=article.pk).update(title="New title")
+    assert topology.primary().raw.get(key) != before
+    assert topology.failover().raw.get(key) == before, "the bump reached the replica"
+
+    state, content = poll(lambda: (found := page())[0].startswith("page-") and found, 15, "pages")
+    assert state == "page-miss" and b"New title" in content and b"Old title" not in content
+    assert page()[0] == "page-hit"
