@@ -131,6 +131,7 @@ def test_without_a_sentinel_pages_are_still_served(nowhere):
     )
     response = Client().get("/articles/a1/")
     assert response.status_code == 200 and b"A1" in response.content
+    assert response.headers["X-Strata"] == "bypass: cache unavailable"
 
 
 # -- configuration ----------------------------------------------------------------------
