@@ -13,7 +13,7 @@ and the same counts (2 Varnish nodes, 2 app servers of 2 workers, Redis, Postgre
 For each: wrk drives the front page and an article through the load balancers for
 ``--seconds`` (on several hosts one wrk per load balancer at the same time, each with
 half the connections), then ``--writes`` comments are posted through the first load
-balancer and every Varnish node is polled (every 5 ms, with the public Host header) until
+balancer and every Varnish node is polled (every 5 ms, with the headers the load balancer sends) until
 it serves the new comment; the purge window of a write is the time from the response to
 the POST to the moment the last node served it. The machine is the same for both (2
 cores here): the hosts share its CPUs, so this measures what the network hops and the
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from strata.bench.wrk import run_wrk, wrk_available  # noqa: E402
 from strata.stack.hosts import namespaces_available  # noqa: E402
-from tests.multihost.helpers import an_article, post_comment  # noqa: E402
+from tests.multihost.helpers import an_article, as_sent, post_comment  # noqa: E402
 from tests.stackutil import Client, demo_stack  # noqa: E402
 
 CONNECTIONS = 16
@@ -85,7 +85,7 @@ def drive(stack, paths: list[str], seconds: int) -> dict:
 def purge_windows(stack, writes: int) -> list[float]:
     """Seconds from each POST's response until every Varnish node serves the comment."""
     lb = stack.load_balancer
-    host = {"Host": f"{lb.host}:{lb.port}"}
+    host = as_sent(stack)
     writer = Client(lb.host, lb.port, timeout=10)
     article = an_article(writer)
     nodes = [Client(v.host, v.port, timeout=5) for v in stack.accelerators]

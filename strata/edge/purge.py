@@ -416,8 +416,15 @@ class Purger:
             return _Result.REFUSED, repr(exc)
 
     def _settle(self, job: _Job, result: _Result, reason: str, final: bool) -> None:
-        if job.batch is not None and job.attempt == 0:
-            job.batch.node_done(result is _Result.OK)
+        # The ticket resolves last: whoever waits on it then sees the counters and logs.
+        try:
+            self._follow_up(job, result, reason, final)
+        finally:
+            if job.batch is not None and job.attempt == 0:
+                job.batch.node_done(result is _Result.OK)
+
+    def _follow_up(self, job: _Job, result: _Result, reason: str, final: bool) -> None:
+        """After one delivery: pay a debt, plan the second purge, retry, or give up."""
         node = self.nodes[job.node].url
         keys = job.hard | job.soft
         what = "purge" if job.first else "second purge"

@@ -216,13 +216,18 @@ def test_with_every_app_server_down_the_nodes_still_serve_what_they_hold(stack):
     # the traffic to a second backend that needs them alive only: pages come from the
     # cache (and from grace once expired) instead of the dead pool.
     public = Client(stack.config.host, stack.config.port)
-    for _ in stack.accelerators:
-        public.get("/")  # round robin: one copy on each node
+    # As the load balancer sends it (the scheme is part of the cache key).
+    host = {"Host": f"{stack.config.host}:{stack.config.port}", "X-Forwarded-Proto": "http"}
+    for accelerator in stack.accelerators:  # a copy on each node
+        reader = Client(accelerator.host, accelerator.port)
+        assert poll(lambda r=reader: r.get("/", headers=host).getheader("X-Cache") == "HIT", 10)
     node = stack.accelerators[0]
     app = stack.app_servers[0]
     app.stop()
     try:
         assert poll(lambda: all(is_down(stack, n) for n in states(stack)), timeout=15)
+        pool = stack.load_balancer.server_states
+        assert poll(lambda: all(s.startswith("DOWN") for s in pool("app_pool").values()), 15)
         answer = public.get("/")
         ready = http_get(node.host, node.port, READY_PATH)
     finally:

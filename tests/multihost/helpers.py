@@ -32,9 +32,11 @@ def hosts_stack(**options) -> Iterator[Stack]:
         yield stack
 
 
-def public_host(stack: Stack) -> str:
-    """The Host header a browser sends to the first load balancer."""
-    return f"{stack.load_balancer.host}:{stack.load_balancer.port}"
+def as_sent(stack: Stack) -> dict[str, str]:
+    """The headers of a request as the load balancer passes it on (part of the cache key):
+    the Host a browser sends to the first load balancer, and the scheme."""
+    lb = stack.load_balancer
+    return {"Host": f"{lb.host}:{lb.port}", "X-Forwarded-Proto": "http"}
 
 
 def balancers(stack: Stack) -> list[Client]:
@@ -84,7 +86,7 @@ def requests_per_server(stack: Stack, backend: str) -> dict[str, int]:
 
 
 def seconds_until_fresh(
-    readers: list[Client], path: str, words: str, host: str, timeout: float = 10.0
+    readers: list[Client], path: str, words: str, headers: dict[str, str], timeout: float = 10.0
 ) -> list[float]:
     """Read ``path`` through each reader until it shows ``words``; the seconds each took.
 
@@ -94,7 +96,7 @@ def seconds_until_fresh(
     start = time.monotonic()
     took = []
     for reader in readers:
-        while words not in reader.get(path, headers={"Host": host}).text:
+        while words not in reader.get(path, headers=headers).text:
             if time.monotonic() - start > timeout:
                 raise AssertionError(f"{reader.host}:{reader.port} still without {words!r}")
             time.sleep(0.02)

@@ -15,11 +15,11 @@ import pytest
 from ..replicas.pg import set_apply_delay, wait_caught_up
 from .helpers import (
     an_article,
+    as_sent,
     balancers,
     edges,
     hosts_stack,
     post_comment,
-    public_host,
     requests_per_server,
     require_namespaces,
     seconds_until_fresh,
@@ -59,7 +59,7 @@ def test_traffic_through_both_load_balancers_reaches_every_edge_and_app_host(sta
     readers = balancers(stack)
 
     for i in range(40):
-        answer = readers[i % 2].get(f"/?spread={i}", headers={"Host": public_host(stack)})
+        answer = readers[i % 2].get(f"/?spread={i}", headers=as_sent(stack))
         assert answer.status == 200
 
     edges_now = requests_per_server(stack, "accelerators")
@@ -71,7 +71,7 @@ def test_traffic_through_both_load_balancers_reaches_every_edge_and_app_host(sta
 
 
 def test_a_write_on_one_app_host_is_fresh_through_every_edge_and_load_balancer(stack):
-    host = {"Host": public_host(stack)}
+    host = as_sent(stack)
     article = an_article(balancers(stack)[0])
     for edge in edges(stack):
         edge.get(article, headers=host)
@@ -80,7 +80,7 @@ def test_a_write_on_one_app_host_is_fresh_through_every_edge_and_load_balancer(s
     words = post_comment(stack, article)
 
     readers = edges(stack) + balancers(stack)
-    seconds_until_fresh(readers, article, words, public_host(stack))
+    seconds_until_fresh(readers, article, words, as_sent(stack))
     for reader in readers:
         assert words in reader.get(article, headers=host).text
 
@@ -98,7 +98,7 @@ def edge_state(stack, name: str) -> set[str]:
 
 
 def test_an_edge_cut_off_during_writes_serves_nothing_stale_when_it_returns(stack):
-    host = {"Host": public_host(stack)}
+    host = as_sent(stack)
     article = an_article(balancers(stack)[0])
     cut_off = edges(stack)[1]
     cut_off.get(article, headers=host)
@@ -108,7 +108,7 @@ def test_an_edge_cut_off_during_writes_serves_nothing_stale_when_it_returns(stac
     try:
         wait_for(lambda: edge_state(stack, "varnish2") == {"DOWN"}, 15, "varnish2 marked down")
         written = [post_comment(stack, article) for _ in range(3)]
-        seconds_until_fresh(balancers(stack), article, written[-1], public_host(stack))
+        seconds_until_fresh(balancers(stack), article, written[-1], as_sent(stack))
     finally:
         stack.network.heal("edge2")
 
@@ -138,7 +138,7 @@ def test_an_edge_cut_off_during_writes_serves_nothing_stale_when_it_returns(stac
 
 
 def test_a_lagging_replica_serves_nothing_stale_through_the_caches(stack):
-    host = {"Host": public_host(stack)}
+    host = as_sent(stack)
     article = an_article(balancers(stack)[0])
     readers = edges(stack) + balancers(stack)
     for reader in readers:

@@ -13,11 +13,11 @@ import pytest
 
 from .helpers import (
     an_article,
+    as_sent,
     balancers,
     edges,
     hosts_stack,
     post_comment,
-    public_host,
     seconds_until_fresh,
 )
 
@@ -40,18 +40,18 @@ def test_each_host_has_a_loopback_address_of_its_own(stack):
 
 
 def test_a_write_is_fresh_through_every_edge_and_load_balancer(stack):
-    host = {"Host": public_host(stack)}
+    host = as_sent(stack)
     article = an_article(balancers(stack)[0])
     for reader in edges(stack):
         reader.get(article, headers=host)
 
     words = post_comment(stack, article)
 
-    seconds_until_fresh(edges(stack) + balancers(stack), article, words, public_host(stack))
+    seconds_until_fresh(edges(stack) + balancers(stack), article, words, as_sent(stack))
 
 
 def test_a_cache_node_killed_during_writes_makes_misses_never_stale_pages(stack):
-    host = {"Host": public_host(stack)}
+    host = as_sent(stack)
     article = an_article(balancers(stack)[0])
     node = stack.caches[1]
     readers = edges(stack) + balancers(stack)
@@ -61,11 +61,11 @@ def test_a_cache_node_killed_during_writes_makes_misses_never_stale_pages(stack)
     node.kill(signal.SIGKILL)
     try:
         during = post_comment(stack, article)
-        seconds_until_fresh(readers, article, during, public_host(stack))
+        seconds_until_fresh(readers, article, during, as_sent(stack))
     finally:
         stack.restart(node)
 
     after = post_comment(stack, article)
-    seconds_until_fresh(readers, article, after, public_host(stack))
+    seconds_until_fresh(readers, article, after, as_sent(stack))
     for reader in readers:
         assert during in reader.get(article, headers=host).text
