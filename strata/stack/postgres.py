@@ -160,6 +160,9 @@ class PostgreSQL(Program):
         if not self.durable:
             # A local, disposable cluster: trade durability for speed.
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+            # Without synchronous commit, WAL reaches a replica only when the WAL writer
+            # flushes it (every 200 ms by default): readers of the replica would wait.
+            settings["wal_writer_delay"] = "10ms"
         argv = [
             str(self.bindir / "postgres"),
             "-D",
