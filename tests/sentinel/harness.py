@@ -8,7 +8,6 @@ the replica at once. Every process is a direct child, stopped by its pid.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -20,9 +19,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from strata.stack.ports import EPHEMERAL_START, port_is_free
 from strata.stack.process import tail
 from strata.stack.program import find_program
+
+from ..edge.harness import free_port
 
 LOOPBACK = "127.0.0.1"
 SERVICE = "strata-test"
@@ -36,17 +36,6 @@ def require_redis() -> str:
             pytest.fail("not installed: redis-server")
         pytest.skip("not installed: redis-server")
     return binary
-
-
-def free_port(taken: set[int]) -> int:
-    """A free port below the ephemeral range, not in ``taken`` (which it joins)."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(10000, EPHEMERAL_START)
-        if port not in taken and port_is_free(LOOPBACK, port):
-            taken.add(port)
-            return port
-    raise RuntimeError("no free port")
 
 
 def poll(condition: Callable[[], object], timeout: float = 15.0, what: str = "") -> object:
