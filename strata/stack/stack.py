@@ -203,12 +203,9 @@ class Stack:
         program.netns = self.host(host_name).netns
         return program
 
-    def _plan(self) -> None:
-        cfg, run = self.config, self.run_dir
-        host = cfg.host
-        embedded = cfg.embedded
-
-        bindir = None if embedded else find_postgres_bindir()
+    def _plan_database(self, bindir) -> str:
+        """PostgreSQL (pgbouncer in front if asked, a replica on several hosts), or SQLite."""
+        cfg, run, embedded = self.config, self.run_dir, self.config.embedded
         if bindir is not None:
             self.database = PostgreSQL(
                 "postgres", run, self.host("db1").address, cfg.port_of("postgres"), bindir
@@ -254,12 +251,11 @@ class Stack:
                     "--embedded" if embedded else "PostgreSQL is not installed",
                 )
             )
+        return database_url
 
-        cache_binary = (
-            None
-            if embedded
-            else find_program("redis-server" if cfg.cache == "redis" else "memcached")
-        )
+    def _plan_cache(self, cache_binary) -> str:
+        """Redis, a pool of memcached nodes, or the embedded file cache; the URL."""
+        cfg, run, embedded = self.config, self.run_dir, self.config.embedded
         if cache_binary and cfg.cache == "redis":
             self.cache = Redis(
                 "redis", run, self.host("cache1").address, cfg.port_of("redis"), cache_binary
@@ -297,6 +293,21 @@ class Stack:
                     "--embedded" if embedded else f"{cfg.cache} is not installed (not on PATH)",
                 )
             )
+        return cache_url
+
+    def _plan(self) -> None:
+        cfg, run = self.config, self.run_dir
+        host = cfg.host
+        embedded = cfg.embedded
+
+        bindir = None if embedded else find_postgres_bindir()
+        database_url = self._plan_database(bindir)
+        cache_binary = (
+            None
+            if embedded
+            else find_program("redis-server" if cfg.cache == "redis" else "memcached")
+        )
+        cache_url = self._plan_cache(cache_binary)
 
         varnishd = None if embedded else find_program("varnishd")
         haproxy = None if embedded else find_program("haproxy")
