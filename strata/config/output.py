@@ -26,6 +26,7 @@ SECRET_NAMES = {
     "DJANGO_SECRET_KEY": 50,
     "DATABASE_PASSWORD": 24,
     "REPLICATION_PASSWORD": 24,
+    "STRATA_REDIS_PASSWORD": 32,
 }
 MARKER = "Rendered by `strata config`"
 GITIGNORE = """# Written by `strata config`: secrets never go into version control.

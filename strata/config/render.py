@@ -35,11 +35,16 @@ __all__ = [
     "CONFIG_DIR",
     "VCL_PATH",
     "PURGE_SECRET_FILE",
+    "REDIS_AUTH_FILE",
+    "SENTINEL_AUTH_FILE",
 ]
 
 CONFIG_DIR = "/etc/strata"
 VCL_PATH = "/etc/varnish/strata.vcl"
 PURGE_SECRET_FILE = "/etc/varnish/strata-purge-secret"
+# Redis's and Sentinel's password lines, included by their configs, written from secrets.env.
+REDIS_AUTH_FILE = "/etc/redis/strata-auth.conf"
+SENTINEL_AUTH_FILE = "/etc/redis/strata-sentinel-auth.conf"
 HAPROXY_SOCKET = "/run/haproxy/admin.sock"
 REDIS_DIR = "/var/lib/redis"
 # Where Strata serves personal holes (strata.urls); Varnish passes them to Django.
@@ -354,6 +359,7 @@ def _cache_file(inventory: Inventory, cache: CacheServer) -> OutputFile:
         pidfile="/run/redis/redis-server.pid",
         maxmemory=cache.memory,
         replicaof=replicaof,
+        auth_file=REDIS_AUTH_FILE,
     )
     what = f"Redis {cache.name}, {cache.role}: {cache.host.address}:{cache.port}, {cache.memory}"
     if replicaof:
@@ -375,6 +381,7 @@ def _sentinel_file(inventory: Inventory, host: Host) -> OutputFile:
         quorum=sentinel.quorum,
         down_after_ms=sentinel.down_after_ms,
         failover_timeout_ms=sentinel.failover_timeout_ms,
+        auth_file=SENTINEL_AUTH_FILE,
     )
     return OutputFile(
         "/etc/redis/sentinel.conf",
@@ -472,6 +479,22 @@ def _pooler_files(inventory: Inventory) -> list[OutputFile]:
     ]
 
 
+# sed's replacement for the password (\1): every server may be a replica after a failover.
+_REDIS_AUTH_LINES = r"requirepass \1\nmasterauth \1"
+
+
+def _auth_file_command(path: str, lines: str) -> str:
+    """A shell command that writes ``lines`` (``\\1``: the Redis password) from secrets.env.
+
+    The file is created empty with its mode and owner first, so the password is never
+    readable by others, not even briefly.
+    """
+    return (
+        f"install -m 0640 -o redis -g redis /dev/null {path} && "
+        f"sed -n 's/^STRATA_REDIS_PASSWORD=\\(.*\\)/{lines}/p' secrets.env > {path}"
+    )
+
+
 # -- the whole directory -----------------------------------------------------------------
 
 
@@ -524,10 +547,22 @@ def render_inventory(inventory: Inventory) -> Rendering:
         for cache in inventory.caches:
             if cache.host == host:
                 entry.files.append(_cache_file(inventory, cache))
+                if cache.kind == "redis":
+                    entry.steps.append(
+                        f"Write the password into `{REDIS_AUTH_FILE}` (mode 0640, owner redis), "
+                        "in a directory holding a copy of secrets.env (remove it afterwards): "
+                        f"`{_auth_file_command(REDIS_AUTH_FILE, _REDIS_AUTH_LINES)}`"
+                    )
                 service = "memcached" if cache.kind == "memcached" else "redis-server"
                 entry.steps.append(f"`systemctl restart {service}`")
         if inventory.sentinel and host in inventory.sentinel.hosts:
             entry.files.append(_sentinel_file(inventory, host))
+            auth_pass = f"sentinel auth-pass {inventory.sentinel.master_name} \\1"
+            entry.steps.append(
+                f"Write the servers' password into `{SENTINEL_AUTH_FILE}` (mode 0640, owner "
+                "redis), in a directory holding a copy of secrets.env (remove it afterwards): "
+                f"`{_auth_file_command(SENTINEL_AUTH_FILE, auth_pass)}`"
+            )
             entry.steps.append(
                 "Sentinel rewrites its file: `chown redis: /etc/redis/sentinel.conf`, then "
                 "`systemctl restart redis-sentinel`"
@@ -554,6 +589,8 @@ def render_inventory(inventory: Inventory) -> Rendering:
         inventory=inventory,
         hosts=entries,
         purge_secret_file=PURGE_SECRET_FILE,
+        redis_auth_file=REDIS_AUTH_FILE,
+        sentinel_auth_file=SENTINEL_AUTH_FILE,
         config_dir=CONFIG_DIR,
     )
     return Rendering(inventory, entries, readme)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from strata.config import OutputError, parse_inventory, render_inventory, write_rendering
-from strata.config.render import PURGE_SECRET_FILE
+from strata.config.render import PURGE_SECRET_FILE, REDIS_AUTH_FILE, SENTINEL_AUTH_FILE
 
 from .tools import EXAMPLE, EXAMPLE_OUTPUT, ONE_HOST, REPO, example, example_text, render_text
 
@@ -153,7 +153,7 @@ def test_the_settings_block_lists_every_accelerator_for_purges(rendered):
     assert re.findall(r'"([^"]+)"', sentinels) == [
         f"sentinel://10.0.{host}:26379" for host in ("4.1", "4.2", "1.1")
     ]
-    assert '"OPTIONS": {"service_name": "strata"}' in settings
+    assert '"service_name": "strata",' in settings
     assert '"PURGE_SECRET": _secret("STRATA_PURGE_SECRET")' in settings
 
 
@@ -166,12 +166,14 @@ def test_the_settings_block_loads_in_django_with_a_replica_alias(rendered, tmp_p
         "DJANGO_SECRET_KEY": "k" * 50,
         "STRATA_PURGE_SECRET": "s" * 32,
         "DATABASE_PASSWORD": "p" * 24,
+        "STRATA_REDIS_PASSWORD": "r" * 32,
     }
     code = (
         "import django, json; django.setup(); from django.conf import settings as s; "
         "print(json.dumps([s.STRATA['ACCELERATORS'], s.STRATA['PURGE_SECRET'], "
         "sorted(s.DATABASES), s.DATABASES['replica1']['NAME'], "
-        "s.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'], s.STRATA['PAGE_CACHE']]))"
+        "s.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'], s.STRATA['PAGE_CACHE'], "
+        "s.CACHES['default']['OPTIONS']['password']]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
@@ -180,7 +182,7 @@ def test_the_settings_block_loads_in_django_with_a_replica_alias(rendered, tmp_p
     assert result.stdout.strip() == (
         '[["http://10.0.2.1:6091", "http://10.0.2.2:6091", "http://10.0.2.3:6091"], '
         f'"{"s" * 32}", ["default", "replica1"], "newsroom_replica1", true, '
-        '{"ENABLED": true}]'
+        f'{{"ENABLED": true}}, "{"r" * 32}"]'
     )
     # Without the secrets the settings refuse to load, naming what is missing.
     del env["STRATA_PURGE_SECRET"]
@@ -199,7 +201,9 @@ def test_no_rendered_file_holds_a_secret_and_secrets_env_is_private(rendered):
         for line in report.secrets_path.read_text().splitlines()
         if "=" in line and not line.startswith("#")
     ]
-    assert len(values) == 4 and all(len(v) >= 32 for v in values)
+    assert len(values) == 5 and all(len(v) >= 32 for v in values)
+    names = [line.split("=", 1)[0] for line in report.secrets_path.read_text().splitlines()]
+    assert "STRATA_REDIS_PASSWORD" in names
     for path in out.rglob("*"):
         if path.is_file() and path.name != "secrets.env":
             text = path.read_text()
@@ -297,3 +301,84 @@ def test_every_file_the_committed_readme_links_exists():
     assert len(links) == sum(len(paths) for paths in EXPECTED.values())
     for link in links:
         assert (EXAMPLE_OUTPUT / link).is_file(), link
+
+
+def test_redis_keeps_protected_mode_and_includes_its_password_from_a_file(rendered):
+    out, _, _ = rendered
+    for host in ("cache1", "cache2"):
+        redis = (out / f"hosts/{host}/etc/redis/redis.conf").read_text().splitlines()
+        assert "protected-mode yes" in redis
+        assert f"include {REDIS_AUTH_FILE}" in redis
+        assert not any(line.startswith(("requirepass", "masterauth")) for line in redis)
+    for host in ("cache1", "cache2", "lb1"):
+        sentinel = (out / f"hosts/{host}/etc/redis/sentinel.conf").read_text().splitlines()
+        # After `sentinel monitor`: auth-pass names a monitored primary.
+        assert sentinel[-1] == f"include {SENTINEL_AUTH_FILE}"
+        assert not any(line.startswith("sentinel auth-pass") for line in sentinel)
+
+
+def test_the_readme_says_how_to_write_the_redis_password_files(rendered):
+    out, rendering, _ = rendered
+    steps = {entry.host.name: "\n".join(entry.steps) for entry in rendering.hosts}
+    for host in ("cache1", "cache2"):
+        assert f"> {REDIS_AUTH_FILE}`" in steps[host]
+        assert f"install -m 0640 -o redis -g redis /dev/null {REDIS_AUTH_FILE}" in steps[host]
+    for host in ("cache1", "cache2", "lb1"):
+        assert f"> {SENTINEL_AUTH_FILE}`" in steps[host]
+    assert "strata-auth.conf" not in steps["lb2"] + steps["app1"]
+    assert "STRATA_REDIS_PASSWORD" in (out / "README.md").read_text().split("## Deploying")[0]
+
+
+def test_the_settings_block_reads_the_redis_password_from_the_environment(rendered, tmp_path):
+    out, _, _ = rendered
+    settings = (out / "hosts/app1/etc/strata/strata_settings.py").read_text()
+    assert '"password": _secret("STRATA_REDIS_PASSWORD"),' in settings
+    # Without Sentinel: the plain RedisCache of the primary, with the same password.
+    text = (
+        example_text().split("[sentinel]")[0]
+        + "[database]"
+        + (example_text().split("[database]", 1)[1])
+    )
+    render_text(text, tmp_path / "out")
+    plain = (tmp_path / "out/hosts/app1/etc/strata/strata_settings.py").read_text()
+    assert 'env.cache_from_url("redis://10.0.4.1:6379/0")' in plain
+    assert 'CACHES["default"]["OPTIONS"]["password"] = _secret("STRATA_REDIS_PASSWORD")' in plain
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path / "out/hosts/app1/etc/strata"), str(REPO / "demo")]
+        ),
+        "DJANGO_SETTINGS_MODULE": "strata_settings",
+        "DJANGO_SECRET_KEY": "k" * 50,
+        "STRATA_PURGE_SECRET": "s" * 32,
+        "DATABASE_PASSWORD": "p" * 24,
+        "STRATA_REDIS_PASSWORD": "r" * 32,
+    }
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "from django.core.cache import cache; c = s.CACHES['default']; "
+        "print(c['BACKEND'], c['OPTIONS']['password'], cache._cache._pool_options['password'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        "r" * 32,
+        "r" * 32,
+    ]
+    del env["STRATA_REDIS_PASSWORD"]
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "STRATA_REDIS_PASSWORD is not set" in result.stderr
+
+
+def test_memcached_needs_no_password(tmp_path):
+    text = ONE_HOST.replace("port = 20379", 'port = 20379\nkind = "memcached"')
+    rendering, _ = render_text(text, tmp_path / "out")
+    settings = (tmp_path / "out/hosts/web/etc/strata/strata_settings.py").read_text()
+    assert "STRATA_REDIS_PASSWORD" not in settings
+    assert "strata-auth.conf" not in "\n".join(rendering.hosts[0].steps)

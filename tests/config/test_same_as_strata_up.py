@@ -38,7 +38,13 @@ ALLOWED = {
     ),
     "redis.conf": (
         [r"^dir /tmp/\S+/redis$", r"^pidfile /tmp/\S+/redis/redis\.pid$"],
-        [r"^dir /var/lib/redis$", r"^pidfile /run/redis/redis-server\.pid$"],
+        [
+            r"^dir /var/lib/redis$",
+            r"^pidfile /run/redis/redis-server\.pid$",
+            r"^include /etc/redis/strata-auth\.conf$",
+            r"^# (The password of clients on other hosts|\"-DENIED Redis is running in pro"
+            r"|server may become a replica after a failover)",
+        ],
     ),
 }
 

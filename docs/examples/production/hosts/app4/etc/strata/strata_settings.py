@@ -50,7 +50,11 @@ CACHES = {
             "sentinel://10.0.4.2:26379",
             "sentinel://10.0.1.1:26379",
         ],
-        "OPTIONS": {"service_name": "strata"},
+        "OPTIONS": {
+            "service_name": "strata",
+            # The servers' requirepass (the Sentinels themselves ask for none).
+            "password": _secret("STRATA_REDIS_PASSWORD"),
+        },
     },
 }
 
