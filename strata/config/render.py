@@ -293,6 +293,7 @@ def render_settings(inventory: Inventory) -> str:
                     "name": db.name,
                 }
             )
+    sentinel = _sentinel_settings(inventory)
     return render_template(
         "strata_settings.py.j2",
         site=site.name,
@@ -301,14 +302,15 @@ def render_settings(inventory: Inventory) -> str:
         config_dir=CONFIG_DIR,
         first_party_imports=[
             f"from {site.settings_module} import *  # noqa: F403 (the site's settings first)",
-            "from strata import env",
+            # env.cache_from_url builds the cache, unless Sentinel names the primary.
+            *(["from strata import env"] if sentinel is None else []),
         ],
         allowed_hosts=site.allowed_hosts,
         server_names=site.server_names,
         tls=site.tls is not None,
         cache_kind=inventory.cache_kind,
         cache_url=cache_url,
-        sentinel=_sentinel_settings(inventory),
+        sentinel=sentinel,
         databases=databases,
         user=db.user,
         pooler=pooler is not None,

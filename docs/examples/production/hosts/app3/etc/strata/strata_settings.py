@@ -12,7 +12,6 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from newsroom_site.settings import *  # noqa: F403 (the site's settings first)
-from strata import env
 
 
 def _secret(name):
