@@ -58,9 +58,15 @@ MAX_HOSTS = 8
 LOAD_BALANCERS = 2  # of a multi-host stack
 
 
+def cache_nodes(hosts: int, cache: str) -> int:
+    """Cache servers of a stack: one Redis, or a pool of memcached nodes on several hosts
+    (at least three: a tag's version lives on a majority of three, docs/cache-pool.md)."""
+    return max(hosts, 3) if hosts and cache == "memcached" else 1
+
+
 def host_names(hosts: int, cache: str) -> list[str]:
     """The hosts of a multi-host stack, in start order of their roles."""
-    caches = hosts if cache == "memcached" else 1
+    caches = cache_nodes(hosts, cache)
     return (
         ["db1", "db2"]
         + [f"cache{i + 1}" for i in range(caches)]
@@ -263,7 +269,7 @@ class Stack:
             self.caches = [self._on(self.cache, "cache1")]
             self.cache.protected_mode = self.network is None
         elif cache_binary:
-            nodes = cfg.hosts or 1
+            nodes = cache_nodes(cfg.hosts, cfg.cache)
             self.caches = [
                 self._on(
                     Memcached(

@@ -2,7 +2,7 @@
 
 Where network namespaces cannot be made (no root), `strata up --hosts` gives each host a
 loopback address of its own; partitions are not possible there, everything else is the
-same. The cache here is a pool of two memcached nodes: one is killed during writes.
+same. The cache here is a pool of three memcached nodes: one is killed during writes.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ def stack():
 def test_each_host_has_a_loopback_address_of_its_own(stack):
     addresses = [p.host for p in stack.programs]
 
-    assert len(set(addresses)) == 10  # a replica, 2 memcached nodes (pgbouncer is on db1)
+    assert len(set(addresses)) == 11  # a replica, 3 memcached nodes (pgbouncer is on db1)
     assert all(a.startswith("127.0.0.") and a != "127.0.0.1" for a in addresses)
     assert all(p.netns is None for p in stack.programs)
-    assert stack.config.project.env["CACHE_URL"].count(",") == 1
+    assert stack.config.project.env["CACHE_URL"].count(",") == 2
 
 
 def test_a_write_is_fresh_through_every_edge_and_load_balancer(stack):
