@@ -7,7 +7,7 @@ demo: bootstrap ## run the demo site through the whole stack (Ctrl-C stops it)
 	$(VENV)/bin/strata up
 
 test: bootstrap lint ## the whole test suite: Django 5.2 here, then Django 6.1 on Python 3.12+
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=15
 	$(VENV)/bin/python -m tests.backends
 	scripts/test-django61.sh
 
