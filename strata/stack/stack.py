@@ -142,10 +142,10 @@ class StackConfig:
             )
         if self.hosts and not 2 <= self.hosts <= MAX_HOSTS:
             raise StackError("config", f"hosts must be between 2 and {MAX_HOSTS}")
-        if self.pgbouncer and self.embedded:
-            raise StackError("config", "--pgbouncer pools PostgreSQL: it cannot be --embedded")
         if self.hosts and self.embedded:
             raise StackError("config", "--hosts runs the real programs: it cannot be --embedded")
+        if self.pgbouncer and self.embedded:
+            raise StackError("config", "--pgbouncer pools PostgreSQL: it cannot be --embedded")
         if not 1 <= self.app_servers <= 64 or not 1 <= self.workers <= 64:
             raise StackError("config", "app servers and workers must be between 1 and 64")
         top = self.port + max(OFFSETS.values()) + self.app_servers
