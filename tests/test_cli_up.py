@@ -190,6 +190,29 @@ def test_bad_options_are_a_usage_error_not_a_traceback(run_dir):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--hosts", "1"], "1 is not in the range 2<=x<=8"),
+        (["--loopback"], "--loopback goes with --hosts N"),
+        (["--hosts", "2", "--embedded"], "--hosts runs the real programs"),
+        (["--pgbouncer", "--embedded"], "--pgbouncer pools PostgreSQL"),
+    ],
+)
+def test_impossible_host_options_are_named_before_anything_starts(run_dir, options, message):
+    result = subprocess.run(
+        [*STRATA, "up", "--run-dir", str(run_dir), *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode in (1, 2)
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (run_dir / "state.json").exists()
+
+
 def test_embedded_mode_runs_with_no_system_programs_on_path(run_dir):
     port = free_base_port()
     bare_path = str(Path(sys.executable).parent)  # the virtualenv only: no varnishd, haproxy...
