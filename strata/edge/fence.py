@@ -264,11 +264,6 @@ class Fence:
             raise FenceUnknown(str(exc)) from None
         return owed
 
-    def clear(self, node: str) -> None:
-        """Void every debt of ``node`` (an operator who banned it whole)."""
-        with contextlib.suppress(ValueError):
-            self.cache.incr(self.generation_key(node))
-
     def _warn(self, message: str, node: str, exc: Exception) -> None:
         now = time.monotonic()
         with self._lock:

@@ -73,10 +73,6 @@ MAX_BACKOFF = 5.0
 # that wrote must not leave its purges behind, nor hang on a dead node).
 EXIT_TIMEOUT = 5.0
 
-# Seconds an accelerator may serve an expired page while it refetches it (req.grace in
-# the VCL when the app servers are healthy).
-EDGE_GRACE = 10
-
 # Seconds a debt outlives the retries that could pay it: the counter must not expire
 # while this process may still pay it back (and so take back another's share).
 FENCE_MARGIN = 60

@@ -11,15 +11,13 @@ that user.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from .errors import StackError
-from .postgres import PostgreSQL, _traversable_by_others
+from .postgres import PostgreSQL, _traversable_by_others, directory_for_postgres_user
 from .program import Program, program_version
 from .render import write_config
 
@@ -77,7 +75,7 @@ class PgBouncer(Program):
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
         self.round_robin = round_robin
-        self.base = self._choose_base(run_dir)
+        self.base = directory_for_postgres_user(run_dir, name)
         self.config_path = self.base / "pgbouncer.ini"
         self.userlist_path = self.base / "userlist.txt"
 
@@ -103,14 +101,6 @@ class PgBouncer(Program):
 
     def version(self) -> str:
         return program_version([str(self.binary), "--version"], lambda s: s.split()[1])
-
-    def _choose_base(self, run_dir: Path) -> Path:
-        """Where the two files go: in the run directory when pgbouncer's user can read it."""
-        preferred = run_dir / "pgbouncer"
-        if os.geteuid() != 0 or _traversable_by_others(preferred):
-            return preferred
-        digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"strata-pgbouncer-{digest}"
 
     def prepare(self) -> None:
         if not self.binary.is_file():

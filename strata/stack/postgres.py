@@ -44,6 +44,20 @@ def find_postgres_bindir() -> Path | None:
     return None
 
 
+def directory_for_postgres_user(run_dir: Path, name: str) -> Path:
+    """Where a program run as ``postgres`` keeps its files: ``run_dir/name`` when it can.
+
+    As root PostgreSQL (and pgbouncer) run as ``postgres``, which cannot enter a run
+    directory under a private home (mode 0700); the files then live under the system's
+    temporary directory, named after the run directory so that they are found again.
+    """
+    preferred = run_dir / name
+    if os.geteuid() != 0 or _traversable_by_others(preferred):
+        return preferred
+    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"strata-{name}-{digest}"
+
+
 def _traversable_by_others(path: Path) -> bool:
     """True when every existing directory on the way to ``path`` is world-executable."""
     for parent in [path.resolve(), *path.resolve().parents]:
@@ -64,7 +78,7 @@ class PostgreSQL(Program):
         super().__init__(name, run_dir, host, port)
         self.bindir = bindir
         self.durable = durable
-        self.base = self._choose_base(run_dir)
+        self.base = directory_for_postgres_user(run_dir, name)
         self.data_dir = self.base / "data"
         self.clients_network: str | None = None  # a subnet allowed in, besides loopback
 
@@ -81,19 +95,6 @@ class PostgreSQL(Program):
 
     def version(self) -> str:
         return program_version([str(self.bindir / "postgres"), "--version"], lambda s: s.split()[2])
-
-    def _choose_base(self, run_dir: Path) -> Path:
-        """The cluster's directory: in the run directory when its owner can reach it.
-
-        As root the cluster belongs to ``postgres``, which cannot enter a run directory
-        under a private home (mode 0700); the cluster then lives under the system's
-        temporary directory, named after the run directory so that it is found again.
-        """
-        preferred = run_dir / self.name
-        if os.geteuid() != 0 or _traversable_by_others(preferred):
-            return preferred
-        digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"strata-{self.name}-{digest}"
 
     def prepare(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
