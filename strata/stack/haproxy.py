@@ -27,26 +27,32 @@ def admin_command(socket_path: Path, command: str, timeout: float = 2.0) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def server_column(show_stat: str, backend: str, column: str) -> dict[str, str]:
+    """Server name → its ``column`` (``status``, ``stot``, ...) in ``backend``, from
+    ``show stat``. Raises ValueError when the answer has no header naming those columns."""
+    found: dict[str, str] = {}
+    lines = show_stat.splitlines()
+    if not lines:
+        return found
+    header = lines[0].lstrip("# ").split(",")
+    px, sv, wanted = header.index("pxname"), header.index("svname"), header.index(column)
+    for line in lines[1:]:
+        fields = line.split(",")
+        if (
+            len(fields) > wanted
+            and fields[px] == backend
+            and fields[sv] not in ("FRONTEND", "BACKEND")
+        ):
+            found[fields[sv]] = fields[wanted]
+    return found
+
+
 def server_states(show_stat: str, backend: str) -> dict[str, str]:
     """Server name → status (UP, DOWN, MAINT, ...) in ``backend``, from ``show stat``.
 
     Raises ValueError when the answer has no header naming those columns.
     """
-    states: dict[str, str] = {}
-    lines = show_stat.splitlines()
-    if not lines:
-        return states
-    header = lines[0].lstrip("# ").split(",")
-    px, sv, status = header.index("pxname"), header.index("svname"), header.index("status")
-    for line in lines[1:]:
-        fields = line.split(",")
-        if (
-            len(fields) > status
-            and fields[px] == backend
-            and fields[sv] not in ("FRONTEND", "BACKEND")
-        ):
-            states[fields[sv]] = fields[status]
-    return states
+    return server_column(show_stat, backend, "status")
 
 
 class HAProxy(Program):

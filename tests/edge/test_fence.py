@@ -23,6 +23,7 @@ import pytest
 
 from strata.check.vcl import Varnishadm
 from strata.edge.fence import EPOCH_HEADER, NODE_HEADER, READY_PATH, node_id
+from strata.stack.haproxy import server_column
 from strata.stack.probes import http_get
 
 from ..stackutil import Client, demo_stack
@@ -55,14 +56,9 @@ def is_down(stack, name: str) -> bool:
 
 def sessions(stack, name: str) -> int:
     """How many requests HAProxy has sent to server ``name`` (``stot``)."""
-    lines = stack.load_balancer.admin("show stat").splitlines()
-    header = lines[0].lstrip("# ").split(",")
-    for line in lines[1:]:
-        fields = line.split(",")
-        row = dict(zip(header, fields, strict=False))
-        if row.get("pxname") == "accelerators" and row.get("svname") == name:
-            return int(row["stot"])
-    raise AssertionError(f"no server {name} in HAProxy's stats")
+    counts = server_column(stack.load_balancer.admin("show stat"), "accelerators", "stot")
+    assert name in counts, f"no server {name} in HAProxy's stats"
+    return int(counts[name])
 
 
 def readiness(stack, node, born: float) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from strata.stack.haproxy import admin_command
+from strata.stack.haproxy import server_column
 from strata.stack.hosts import namespaces_available
 from strata.stack.stack import Stack
 
@@ -75,13 +75,9 @@ def requests_per_server(stack: Stack, backend: str) -> dict[str, int]:
     """Requests each server of ``backend`` got, summed over every load balancer."""
     totals: dict[str, int] = {}
     for lb in stack.load_balancers:
-        lines = admin_command(lb.admin_socket, "show stat").splitlines()
-        header = lines[0].lstrip("# ").split(",")
-        px, sv, stot = header.index("pxname"), header.index("svname"), header.index("stot")
-        for line in lines[1:]:
-            fields = line.split(",")
-            if len(fields) > stot and fields[px] == backend and fields[sv] not in ("BACKEND",):
-                totals[fields[sv]] = totals.get(fields[sv], 0) + int(fields[stot] or 0)
+        counts = server_column(lb.admin("show stat"), backend, "stot")
+        for server, count in counts.items():
+            totals[server] = totals.get(server, 0) + int(count or 0)
     return totals
 
 
