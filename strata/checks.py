@@ -50,6 +50,8 @@
                ``sentinel://host:port``
 ``W038``       the cache is ``SentinelRedisCache`` with a single Sentinel: no failover
                while it is down, and it alone decides that the primary failed
+``E039``       ``STRATA['CACHE']`` is a DatabaseCache: versions would cost a query per read
+               and take part in the application's transactions
 =============  =====================================================================
 """
 
@@ -71,6 +73,7 @@ from .conf import (
 
 LOCAL_BACKENDS = ("django.core.cache.backends.locmem.LocMemCache",)
 DUMMY_BACKENDS = ("django.core.cache.backends.dummy.DummyCache",)
+DATABASE_BACKENDS = ("django.core.cache.backends.db.DatabaseCache",)
 
 
 def _is_int(value, minimum: int) -> bool:
@@ -466,6 +469,19 @@ def _check_cache(alias) -> list:
         if settings.DEBUG:
             return [Warning(message + " Fine for runserver alone.", hint=hint, id="strata.W011")]
         return [Error(message, hint=hint, id="strata.E011")]
+    if backend in DATABASE_BACKENDS:
+        return [
+            Error(
+                f"STRATA['CACHE'] is {alias!r}, a DatabaseCache: every cached read would cost "
+                "a query to read its versions (no cheaper than the query it saves), and "
+                "version changes written through the application's own connection would "
+                "take part in its transactions (in manual commit mode, others would see "
+                "them only at its next commit).",
+                hint="Give Strata a cache server (Redis or Memcached), or the file cache on "
+                "one machine; a DatabaseCache can stay in CACHES for the project's own use.",
+                id="strata.E039",
+            )
+        ]
     if backend in DUMMY_BACKENDS:
         return [
             Warning(

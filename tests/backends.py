@@ -16,18 +16,11 @@ arguments follow ``--``. Exits non-zero when any run fails.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from strata.stack.memcached import Memcached
-from strata.stack.postgres import PostgreSQL, find_postgres_bindir
-from strata.stack.program import find_program
-from strata.stack.redis import Redis
-
-from .stackutil import free_base_port
+from .suites.services import ServiceMissing, running_services
 
 BACKENDS = ("postgres-redis", "postgres-memcached", "sqlite-file")
 TESTS = [
@@ -41,60 +34,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(name: str, extra: list[str]) -> int:
-    run_dir = Path(tempfile.mkdtemp(prefix=f"strata-{name}-", dir="/tmp"))
-    run_dir.chmod(0o755)
-    base = free_base_port()
-    programs = []
-    env = dict(os.environ, STRATA_TEST_BACKEND=name)
+    database, cache = name.split("-")
     try:
-        database, cache = name.split("-")
-        if database == "postgres":
-            bindir = find_postgres_bindir()
-            if bindir is None:
-                print(f"{name}: PostgreSQL is not installed", file=sys.stderr)
-                return 1
-            programs.append(PostgreSQL("postgres", run_dir, "127.0.0.1", base + 432, bindir))
-        else:
-            env["DATABASE_URL"] = f"sqlite:///{run_dir / 'db.sqlite3'}"
-        if cache == "redis":
-            programs.append(
-                Redis(
-                    "redis",
-                    run_dir,
-                    "127.0.0.1",
-                    base + 379,
-                    find_program("redis-server") or "redis-server",
-                )
+        with running_services(database, cache) as services:
+            env = dict(
+                os.environ,
+                STRATA_TEST_BACKEND=name,
+                DATABASE_URL=services.database_url,
+                CACHE_URL=services.cache_url,
             )
-        elif cache == "memcached":
-            programs.append(
-                Memcached(
-                    "memcached",
-                    run_dir,
-                    "127.0.0.1",
-                    base + 211,
-                    find_program("memcached") or "memcached",
-                )
+            print(
+                f"== {name}: DATABASE_URL={env['DATABASE_URL']} CACHE_URL={env['CACHE_URL']}",
+                flush=True,
             )
-        else:
-            env["CACHE_URL"] = f"file://{run_dir / 'cache'}"
-        for program in programs:
-            program.start()
-            program.wait_ready()
-            if isinstance(program, PostgreSQL):
-                env["DATABASE_URL"] = program.url
-            else:
-                env["CACHE_URL"] = program.url
-        print(
-            f"== {name}: DATABASE_URL={env['DATABASE_URL']} CACHE_URL={env['CACHE_URL']}",
-            flush=True,
-        )
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS, *extra]
-        return subprocess.run(command, cwd=REPO, env=env).returncode
-    finally:
-        for program in reversed(programs):
-            program.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *TESTS,
+                *extra,
+            ]
+            return subprocess.run(command, cwd=REPO, env=env).returncode
+    except ServiceMissing as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str]) -> int:

@@ -18,3 +18,6 @@ DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 # versions under them.
 if "CACHE_URL" not in os.environ:
     CACHES = {"default": env.cache(default=f"file://{tempfile.mkdtemp(prefix='strata-tests-')}")}
+
+# Model shapes of real projects (inheritance, trees, generic relations, composite keys).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.ormapp"]  # noqa: F405

@@ -142,16 +142,32 @@ def read_tags(query, sql: str, *, simple: bool) -> frozenset[str]:
             tags.add(table_tag(table))
             continue
         info = table_info(table)
-        column = (
-            info.pk_column
-            if info.pk_column in columns
-            else min(columns, key=lambda c: len(columns[c]))
-        )
+        column = min(columns, key=lambda c: _pin_rank(info, c, columns[c]))
         tags.add(bulk_tag(table))
         if column == info.pk_column:
             tags.add(new_rows_tag(table))
         tags.update(condition_tag(table, column, value) for value in columns[column])
     return frozenset(tags)
+
+
+def _pin_rank(info, column: str, values: set) -> tuple:
+    """Which pinned column a read depends on: any is correct, the most selective is best.
+
+    The primary key, then unique columns, then the fewest values; a column that few
+    values fill (a boolean, a generic relation's content type) only as a last resort,
+    since every write to any row with that value would invalidate the read.
+    """
+    field = info.fields.get(column)
+    unique = field is not None and (field.primary_key or field.unique)
+    coarse = field is not None and (
+        field.get_internal_type() == "BooleanField"
+        or (
+            field.is_relation
+            and field.related_model is not None
+            and field.related_model._meta.label_lower == "contenttypes.contenttype"
+        )
+    )
+    return (column != info.pk_column, not unique, coarse, len(values))
 
 
 _INTEGER_PKS = frozenset({"AutoField", "BigAutoField", "SmallAutoField", "IntegerField"})
@@ -251,7 +267,13 @@ def late_row_tags(table: str, keys: Iterable) -> set[str] | None:
 
 
 def row_tags(table: str, rows: Iterable[dict]) -> set[str]:
-    """Condition tags of rows given as ``{column: value}`` (only condition columns count)."""
+    """Condition tags of rows given as ``{column: value}`` (only condition columns count).
+
+    Values come from the database (old and new values of a write) or from a model's
+    attributes (an insert): each is converted by its field as a filter's value is
+    (``"5"`` and ``5`` name the same row of an integer column, a UUID string and the UUID
+    the same row of a UUID column), so that a write's tags are the ones reads pinned.
+    """
     info = table_info(table)
     tags: set[str] = set()
     if info is None:
@@ -259,8 +281,19 @@ def row_tags(table: str, rows: Iterable[dict]) -> set[str]:
     for row in rows:
         for column in info.condition_columns:
             if column in row:
-                tags.add(condition_tag(table, column, row[column]))
+                value = _as_filtered(info.fields.get(column), row[column])
+                tags.add(condition_tag(table, column, value))
     return tags
+
+
+def _as_filtered(field, value):
+    """``value`` as a filter on ``field`` would hold it (unchanged when it will not convert)."""
+    if field is None or value is None:
+        return value
+    try:
+        return field.get_prep_value(field.to_python(value))
+    except Exception:  # noqa: BLE001  (a value the field refuses names no row a read pins)
+        return value
 
 
 _IDENT = r"(?:\"(?:[^\"]|\"\")+\"|`[^`]+`|\[[^\]]+\]|[\w$.]+)"

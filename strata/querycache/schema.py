@@ -10,13 +10,22 @@ changes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 from django.apps import apps
 from django.db import models
+from django.db.models.signals import class_prepared
 
-__all__ = ["TableInfo", "table_info", "known_tables", "tables_in_sql", "db_cascade_tables"]
+__all__ = [
+    "TableInfo",
+    "table_info",
+    "known_tables",
+    "tables_in_sql",
+    "db_cascade_tables",
+    "clear_schema_cache",
+    "on_schema_change",
+]
 
 _SIMPLE_TYPES = (
     models.AutoField,
@@ -38,13 +47,37 @@ _SIMPLE_TYPES = (
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A table and the model that owns it."""
+    """A table, the registered models that own it, and the columns reads may pin."""
 
     table: str
     model: type[models.Model]
-    pk_column: str
+    """The first registered model on the table (several may share it: unmanaged copies)."""
+    pk_columns: tuple[str, ...]
+    """The primary key's columns (several for a composite primary key)."""
     condition_columns: tuple[str, ...]
     app_label: str
+    fields: dict[str, models.Field] = field(default_factory=dict, compare=False, hash=False)
+    """Column name -> the field that declares it (for values written to condition tags)."""
+    models: frozenset[type[models.Model]] = frozenset()
+
+    @property
+    def pk_column(self) -> str | None:
+        """The primary key's column, None for a composite primary key."""
+        return self.pk_columns[0] if len(self.pk_columns) == 1 else None
+
+    def knows_rows_of(self, model: type[models.Model]) -> bool:
+        """True when a write through ``model`` can name its rows' condition values.
+
+        ``model`` must be one of the registered models of the table and declare every
+        condition column itself: a historical model in a migration, a model made at run
+        time or an unmanaged copy with fewer fields cannot, and its writes invalidate the
+        whole table instead (a statement naming columns it does not have could fail
+        where the write itself would not).
+        """
+        if model not in self.models:
+            return False
+        own = {f.column for f in model._meta.local_concrete_fields}
+        return own.issuperset(self.condition_columns)
 
 
 def _is_condition_field(field: models.Field) -> bool:
@@ -53,26 +86,46 @@ def _is_condition_field(field: models.Field) -> bool:
     return bool(field.unique or field.db_index) and isinstance(field, _SIMPLE_TYPES)
 
 
-def _condition_columns(model: type[models.Model]) -> tuple[str, ...]:
-    fields = model._meta.concrete_fields
-    return tuple(dict.fromkeys(f.column for f in fields if _is_condition_field(f)))
+def _pk_columns(model: type[models.Model]) -> tuple[str, ...]:
+    pk = model._meta.pk
+    if pk.column is not None:
+        return (pk.column,)
+    return tuple(f.column for f in getattr(pk, "fields", ()))  # CompositePrimaryKey (5.2+)
+
+
+def _local_condition_fields(model: type[models.Model]) -> list[models.Field]:
+    """The condition fields stored in ``model``'s own table (not its parents')."""
+    pk_columns = set(_pk_columns(model))
+    return [
+        f
+        for f in model._meta.local_concrete_fields
+        if f.column is not None and (f.column in pk_columns or _is_condition_field(f))
+    ]
 
 
 @cache
 def _tables() -> dict[str, TableInfo]:
-    tables: dict[str, TableInfo] = {}
+    owners: dict[str, list[type[models.Model]]] = {}
     for model in apps.get_models(include_auto_created=True):
         meta = model._meta
         if meta.proxy or not meta.managed and not meta.db_table:
             continue
-        if meta.db_table in tables:
-            continue
-        tables[meta.db_table] = TableInfo(
-            table=meta.db_table,
-            model=model,
-            pk_column=meta.pk.column,
-            condition_columns=_condition_columns(model),
-            app_label=meta.app_label,
+        owners.setdefault(meta.db_table, []).append(model)
+    tables: dict[str, TableInfo] = {}
+    for table, models_of_table in owners.items():
+        first = models_of_table[0]
+        fields: dict[str, models.Field] = {}
+        for model in models_of_table:
+            for f in _local_condition_fields(model):
+                fields.setdefault(f.column, f)
+        tables[table] = TableInfo(
+            table=table,
+            model=first,
+            pk_columns=_pk_columns(first),
+            condition_columns=tuple(fields),
+            app_label=first._meta.app_label,
+            fields=fields,
+            models=frozenset(models_of_table),
         )
     return tables
 
@@ -139,6 +192,22 @@ def clear_schema_cache() -> None:
     _table_pattern.cache_clear()
     tables_in_sql.cache_clear()
     db_cascade_tables.cache_clear()
-    from .monkey_patch import forget_memo
+    for listener in _schema_listeners:
+        listener()
 
-    forget_memo()
+
+_schema_listeners: list = []
+
+
+def on_schema_change(listener) -> None:
+    """Call ``listener()`` whenever the registry of tables is forgotten (a model added)."""
+    if listener not in _schema_listeners:
+        _schema_listeners.append(listener)
+
+
+def _model_prepared(sender, **kwargs) -> None:
+    if sender._meta.apps is apps and _tables.cache_info().currsize:
+        clear_schema_cache()  # a model registered at run time (tests, dynamic models)
+
+
+class_prepared.connect(_model_prepared, dispatch_uid="strata-schema-model-prepared")

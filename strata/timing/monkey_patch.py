@@ -5,15 +5,14 @@ middleware calls :func:`install` again, which only adds the cache backends confi
 since). Each hook reads one context variable and returns at once when no request is
 being timed.
 
-* **Database**: a Django *execute wrapper* (the public API for this) on every
-  connection, added when the connection opens (``connection_created``). It goes first in
-  ``execute_wrappers``: ``connection.execute_wrapper()`` blocks append and pop at the end
-  of that list, so a block opened before the connection was made still pops its own.
-  This is below ``CursorWrapper.execute``, which :mod:`strata.querycache.monkey_patch`
-  wraps, so the two compose in either order and the query cache's bookkeeping is not
-  counted as database time. Opening a connection, commits and rollbacks are database
-  time too (not statements). Rows fetched after ``execute`` returns (SQLite steps
-  through a result as it is fetched) count as the application.
+* **Database**: ``CursorWrapper._execute``/``_executemany``, where a statement goes to
+  the database after every execute wrapper has run. Not an execute wrapper itself:
+  ``connection.execute_wrappers`` is the project's own list (tests compare it, tools
+  such as django-zen-queries push onto it), and a wrapper there would also time the
+  wrappers. Strata's own bookkeeping statements (``strata.querycache.bookkeeping``) run
+  below this and are not counted. Opening a connection, commits and rollbacks are
+  database time too (not statements). Rows fetched after ``execute`` returns (SQLite
+  steps through a result as it is fetched) count as the application.
 * **Caches**: the public methods of every backend class named in ``CACHES``, and
   Strata's direct Redis calls (``RedisVersionStore.get_with``/``_store_now``) and
   ``VersionStore.bump``, wrapped on their classes (the module that defines them is
@@ -31,9 +30,8 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.signals import request_finished
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 from django.utils.module_loading import import_string
 
 from .aggregates import flush_if_due
@@ -99,27 +97,29 @@ def _wrap(cls: type, name: str, kind: int, count: bool = True) -> None:
 # -- database ---------------------------------------------------------------------------
 
 
-def _execute_hook(execute, sql, params, many, context):
-    timing = _active.get()
-    if timing is None:
-        return execute(sql, params, many, context)
-    started = timing.enter(DB)
-    try:
-        return execute(sql, params, many, context)
-    finally:
-        timing.query(sql, timing.leave() - started)
+def _timed_statement(execute):
+    """``CursorWrapper._execute``/``_executemany`` charged to the request's database time."""
 
+    @wraps(execute)
+    def timed(self, sql, params, *rest):
+        timing = _active.get()
+        if timing is None:
+            return execute(self, sql, params, *rest)
+        started = timing.enter(DB)
+        try:
+            return execute(self, sql, params, *rest)
+        finally:
+            timing.query(sql, timing.leave() - started)
 
-def _add_execute_hook(connection, **kwargs) -> None:
-    wrappers = connection.execute_wrappers
-    if _execute_hook not in wrappers:
-        wrappers.insert(0, _execute_hook)
+    setattr(timed, _MARK, True)
+    return timed
 
 
 def _install_database() -> None:
-    connection_created.connect(_add_execute_hook, dispatch_uid="strata-timing-db")
-    for connection in connections.all(initialized_only=True):
-        _add_execute_hook(connection)
+    for name in ("_execute", "_executemany"):
+        original = getattr(CursorWrapper, name)
+        if not getattr(original, _MARK, False):
+            setattr(CursorWrapper, name, _timed_statement(original))
     for name in ("connect", "commit", "rollback"):
         _wrap(BaseDatabaseWrapper, name, DB, count=False)
 

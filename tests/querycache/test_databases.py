@@ -4,7 +4,7 @@ reads through another, and each alias's transactions decide for themselves."""
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
+from django.db import connection, connections, transaction
 
 from .conftest import probe
 
@@ -45,3 +45,26 @@ def test_versions_change_when_the_writing_alias_commits(newsroom):
         # The replica's connection does not see the uncommitted row, and may cache that.
         assert read() == before
     assert read() == before + 1
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="two connections writing one SQLite file wait on each other",
+)
+def test_two_databases_in_one_transaction_each_invalidate_on_their_own_commit(newsroom):
+    from newsroom.models import Article
+
+    n = newsroom
+    title = lambda alias, pk: Article.objects.using(alias).get(pk=pk).title  # noqa: E731
+    title("default", n.a1.pk), title("replica", n.a2.pk)
+    with transaction.atomic(using="default"):
+        Article.objects.using("default").filter(pk=n.a1.pk).update(title="default wrote")
+        try:
+            with transaction.atomic(using="replica"):
+                Article.objects.using("replica").filter(pk=n.a2.pk).update(title="undone")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+    assert title("replica", n.a1.pk) == "default wrote"
+    assert title("default", n.a2.pk) == "A2"
+    assert not connections["replica"].in_atomic_block

@@ -61,11 +61,11 @@ def test_a_write_to_the_joined_table_during_the_read_keeps_the_result_out_of_the
         User.objects.filter(pk=newsroom.ann.pk).update(first_name="A")
         return real(table, keys)
 
-    from strata.querycache import monkey_patch
+    from strata.querycache import reads
 
-    monkeypatch.setattr(monkey_patch, "late_row_tags", meanwhile)
+    monkeypatch.setattr(reads, "late_row_tags", meanwhile)
     assert probe(read) == "miss"
-    monkeypatch.setattr(monkey_patch, "late_row_tags", real)
+    monkeypatch.setattr(reads, "late_row_tags", real)
     assert probe(read) == "miss"  # nothing was stored by the raced read
     assert probe(read) == "hit"
 
