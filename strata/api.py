@@ -59,12 +59,23 @@ def invalidate_model(model: type[models.Model], using: str | None = None) -> Non
 
 
 def invalidate_instance(instance: models.Model, using: str | None = None) -> None:
-    """Invalidate the cached reads that depend on this row (its table, its conditions)."""
+    """Invalidate the cached reads that depend on this row (its tables, its conditions).
+
+    A child of multi-table inheritance has a row in each table of its chain: all go.
+    """
     meta = instance._meta
-    row = {f.column: getattr(instance, f.attname, None) for f in meta.concrete_fields}
     alias = using or instance._state.db or router.db_for_write(type(instance))
-    tags = {table_tag(meta.db_table)} | row_tags(meta.db_table, [row])
-    invalidate_after_commit(alias, tags, {meta.db_table})
+    tags: set[str] = set()
+    tables: set[str] = set()
+    for model in [meta.concrete_model, *meta.concrete_model._meta.get_parent_list()]:
+        table = model._meta.db_table
+        row = {
+            f.column: getattr(instance, f.attname, None)
+            for f in model._meta.local_concrete_fields
+        }
+        tags |= {table_tag(table)} | row_tags(table, [row])
+        tables.add(table)
+    invalidate_after_commit(alias, tags, tables)
 
 
 def queryset_tags(queryset: models.QuerySet) -> frozenset[str]:

@@ -5,10 +5,15 @@
 Writer processes change articles (each writer owns some articles, so every article's
 title goes v1, v2, v3... in order) through every write path: ``save``, ``QuerySet.update``,
 raw SQL, ``bulk_update``, an atomic block, a rolled-back savepoint, and comment inserts
-that raise a per-article count. Each write is logged with the time its call returned,
-after commit. Reader processes read the same articles through the cached ORM in several
-shapes (by slug, by pk, ``pk__in``, counts, annotations, prefetches) and log what they saw
-and when they started.
+that raise a per-article count. Beside each article they change model shapes of other
+projects (``tests/ormapp``): a restaurant of multi-table inheritance (its name saved
+through the child, updated through the child's queryset, which Django sends to the
+parent's table, or through the parent), the notes on it (a generic relation), and a
+tree node moved with ``F()`` and raw SQL. Each write is logged with the time its call
+returned, after commit. Reader processes read the same rows through the cached ORM in
+several shapes (by slug, by pk, ``pk__in``, counts, annotations, prefetches, parent and
+child of the inheritance, a polymorphic parent-then-child read, generic relations, tree
+paths) and log what they saw and when they started.
 
 Then every read is checked: it must show the newest write that had committed before the
 read started, or a later one (no stale read), and never a value that was never committed
@@ -37,7 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def setup_django() -> None:
     sys.path.insert(0, str(REPO / "demo"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsroom_site.settings")
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
     django.setup()
@@ -55,30 +61,42 @@ def prepare() -> dict:
     from django.core.management import call_command
 
     from newsroom.models import Article, Author
+    from tests.ormapp.models import Node, Note, Place, Restaurant
 
     call_command("migrate", verbosity=0, interactive=False)
     Article.objects.filter(slug__startswith="chk-").delete()
+    Place.objects.filter(city__startswith="chk-").delete()
+    Note.objects.all().delete()
+    Node.objects.filter(path__startswith="9").delete()
     author, _ = Author.objects.get_or_create(slug="chk-author", defaults={"name": "Checker"})
     user, _ = User.objects.get_or_create(username="chk-user")
     published = datetime(2020, 1, 1, tzinfo=UTC)
-    ids = {}
+    ids, places = {}, {}
     for i in range(ARTICLES):
         article = Article.objects.create(
             title="v0", slug=slug(i), author=author, body="-", published_at=published
         )
         ids[i] = article.pk
-    return {"ids": ids, "user": user.pk}
+        places[i] = Restaurant.objects.create(name="v0", city=f"chk-{i}", cuisine="chk").pk
+        Node.objects.create(path=node_path(i), depth=0, name=slug(i))
+    return {"ids": ids, "places": places, "user": user.pk}
 
 
-def writer(index: int, writers: int, seed: int, deadline: float, ids: dict, user: int, out):
+def node_path(i: int) -> str:
+    return f"9{i:03d}"
+
+
+def writer(index, writers, seed, deadline, ids, places, user, out):
     from django.db import connection, transaction
+    from django.db.models import F
 
     from newsroom.models import Article, Comment
+    from tests.ormapp.models import Node, Note, Place, Restaurant
 
     rng = random.Random(seed * 1000 + index)
     mine = [i for i in range(ARTICLES) if i % writers == index]
-    version = dict.fromkeys(mine, 0)
-    count = dict.fromkeys(mine, 0)
+    version = {(i, kind): 0 for i in mine for kind in ("title", "place", "depth")}
+    count = {(i, kind): 0 for i in mine for kind in ("count", "notes")}
 
     def log(kind, i, value):
         out.write(
@@ -97,12 +115,18 @@ def writer(index: int, writers: int, seed: int, deadline: float, ids: dict, user
         "savepoint",
         "comment",
         "comments",
+        "place_save",
+        "place_child_update",
+        "place_parent_update",
+        "note",
+        "tree_move",
     ]
     while time.monotonic() < deadline:
         i = rng.choice(mine)
-        pk = ids[i]
+        pk, place = ids[i], places[i]
         op = rng.choice(operations)
-        n = version[i] + 1
+        kind = {"place": "place", "tree": "depth", "note": "notes"}.get(op.split("_")[0], "title")
+        n = version.get((i, kind), 0) + 1
         title = f"v{n}"
         if op == "save":
             article = Article.objects.get(pk=pk)
@@ -119,8 +143,8 @@ def writer(index: int, writers: int, seed: int, deadline: float, ids: dict, user
             with transaction.atomic():
                 Article.objects.filter(pk=pk).update(title=title)
                 Comment.objects.create(article_id=pk, user_id=user, body="atomic")
-            count[i] += 1
-            log("count", i, count[i])
+            count[(i, "count")] += 1
+            log("count", i, count[(i, "count")])
         elif op == "savepoint":
             with transaction.atomic():
                 Article.objects.filter(pk=pk).update(title=title)
@@ -131,6 +155,22 @@ def writer(index: int, writers: int, seed: int, deadline: float, ids: dict, user
                         raise _RollBack
                 except _RollBack:
                     pass
+        elif op == "place_save":  # both tables of the inheritance, in one atomic block
+            restaurant = Restaurant.objects.get(pk=place)
+            restaurant.name = title
+            restaurant.rating += 1
+            restaurant.save()
+        elif op == "place_child_update":  # Django sends the name to the parent's table
+            Restaurant.objects.filter(pk=place).update(name=title, rating=F("rating") + 1)
+        elif op == "place_parent_update":
+            Place.objects.filter(pk=place).update(name=title)
+        elif op == "tree_move":  # F() on the depth, then raw SQL, as a tree library moves
+            with transaction.atomic():
+                Node.objects.filter(path=node_path(i)).update(depth=F("depth") + 1)
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE ormapp_node SET numchild = depth WHERE path = %s", [node_path(i)]
+                    )
         if op in ("comment", "comments"):
             new = 1 if op == "comment" else 2
             if new == 1:
@@ -139,11 +179,15 @@ def writer(index: int, writers: int, seed: int, deadline: float, ids: dict, user
                 Comment.objects.bulk_create(
                     [Comment(article_id=pk, user_id=user, body="c") for _ in range(new)]
                 )
-            count[i] += new
-            log("count", i, count[i])
+            count[(i, "count")] += new
+            log("count", i, count[(i, "count")])
+        elif op == "note":
+            Note.objects.create(target=Place(pk=place), text="n")
+            count[(i, "notes")] += 1
+            log("notes", i, count[(i, "notes")])
         else:
-            version[i] = n
-            log("title", i, n)
+            version[(i, kind)] = n
+            log(kind, i, n)
         time.sleep(rng.random() * 0.004)
 
 
@@ -151,52 +195,82 @@ class _RollBack(Exception):
     pass
 
 
-def reader(index: int, seed: int, deadline: float, ids: dict, out):
+def reader(index: int, seed: int, deadline: float, ids: dict, places: dict, out):
+    from django.contrib.contenttypes.models import ContentType
     from django.db.models import Count
 
     from newsroom.models import Article, Comment
     from strata.querycache.stats import stats
+    from tests.ormapp.models import Node, Note, Place, Restaurant
 
     rng = random.Random(seed * 1000 + 500 + index)
     pks = {pk: i for i, pk in ids.items()}
+    place_ids = {pk: i for i, pk in places.items()}
+    place_type = ContentType.objects.get_for_model(Place)
 
-    def title_value(title: str) -> int:
+    def value(title: str) -> int:
         return int(title[1:])
 
-    shapes = ["slug", "pk", "in", "all", "count", "annotate", "prefetch"]
+    shapes = [
+        "slug",
+        "pk",
+        "in",
+        "all",
+        "count",
+        "annotate",
+        "prefetch",
+        "parent",
+        "child",
+        "polymorphic",
+        "notes",
+        "tree",
+    ]
     while time.monotonic() < deadline:
         i = rng.randrange(ARTICLES)
-        pk = ids[i]
+        pk, place = ids[i], places[i]
         shape = rng.choice(shapes)
         start = time.monotonic()
         seen = []  # (article, kind, value)
         if shape == "slug":
-            seen.append((i, "title", title_value(Article.objects.get(slug=slug(i)).title)))
+            seen.append((i, "title", value(Article.objects.get(slug=slug(i)).title)))
         elif shape == "pk":
-            seen.append((i, "title", title_value(Article.objects.get(pk=pk).title)))
+            seen.append((i, "title", value(Article.objects.get(pk=pk).title)))
         elif shape == "in":
             other = ids[rng.randrange(ARTICLES)]
             for got_pk, title in Article.objects.filter(pk__in=[pk, other]).values_list(
                 "pk", "title"
             ):
-                seen.append((pks[got_pk], "title", title_value(title)))
+                seen.append((pks[got_pk], "title", value(title)))
         elif shape == "all":
             for got_pk, title in Article.objects.filter(slug__startswith="chk-").values_list(
                 "pk", "title"
             ):
-                seen.append((pks[got_pk], "title", title_value(title)))
+                seen.append((pks[got_pk], "title", value(title)))
         elif shape == "count":
             seen.append((i, "count", Comment.objects.filter(article_id=pk).count()))
         elif shape == "annotate":
             article = Article.objects.annotate(n=Count("comments")).get(pk=pk)
-            seen += [(i, "title", title_value(article.title)), (i, "count", article.n)]
+            seen += [(i, "title", value(article.title)), (i, "count", article.n)]
         elif shape == "prefetch":
             article = Article.objects.prefetch_related("comments").get(pk=pk)
             seen += [
-                (i, "title", title_value(article.title)),
+                (i, "title", value(article.title)),
                 (i, "count", len(article.comments.all())),
             ]
-        for article, kind, value in seen:
+        elif shape == "parent":
+            seen.append((i, "place", value(Place.objects.get(pk=place).name)))
+        elif shape == "child":
+            seen.append((i, "place", value(Restaurant.objects.get(pk=place).name)))
+        elif shape == "polymorphic":  # the parent's rows, then each child by its link
+            other = places[rng.randrange(ARTICLES)]
+            for parent in Place.objects.filter(pk__in=[place, other]):
+                seen.append((place_ids[parent.pk], "place", value(parent.restaurant.name)))
+        elif shape == "notes":
+            counted = Note.objects.filter(content_type=place_type, object_id=place).count()
+            seen.append((i, "notes", counted))
+        elif shape == "tree":
+            seen.append((i, "depth", Node.objects.get(path=node_path(i)).depth))
+        for article, kind, got in seen:
             out.write(
                 json.dumps(
                     {
@@ -204,7 +278,7 @@ def reader(index: int, seed: int, deadline: float, ids: dict, out):
                         "shape": shape,
                         "article": article,
                         "kind": kind,
-                        "value": value,
+                        "value": got,
                         "start": start,
                     }
                 )
@@ -240,8 +314,12 @@ def check(lines: list[dict]) -> dict:
             phantom += 1
             if len(examples) < 5:
                 examples.append({**read, "problem": "never committed"})
+    by_kind: dict[str, int] = defaultdict(int)
+    for read in reads:
+        by_kind[read["kind"]] += 1
     return {
         "reads_checked": len(reads),
+        "reads_by_kind": dict(sorted(by_kind.items())),
         "writes": sum(len(h) for h in writes.values()),
         "stale": stale,
         "phantom": phantom,
@@ -254,6 +332,7 @@ def check(lines: list[dict]) -> dict:
 def run_role(args) -> None:
     setup_django()
     ids = {int(k): v for k, v in json.loads(args.ids).items()}
+    places = {int(k): v for k, v in json.loads(args.places).items()}
     if args.sabotage and args.role == "writer":
         # Prove the checker can fail: writers that never change versions.
         import strata.tags.invalidation as invalidation
@@ -261,12 +340,15 @@ def run_role(args) -> None:
         invalidation.bump_now = lambda tags: True
     with open(args.out, "w") as out:
         if args.role == "writer":
-            writer(args.index, args.writers, args.seed, args.deadline, ids, args.user, out)
+            writer(args.index, args.writers, args.seed, args.deadline, ids, places, args.user, out)
         else:
-            reader(args.index, args.seed, args.deadline, ids, out)
+            reader(args.index, args.seed, args.deadline, ids, places, out)
 
 
 def coordinate(args) -> int:
+    if "CACHE_URL" not in os.environ:  # every role must share one cache
+        scratch = tempfile.mkdtemp(prefix="strata-consistency-cache-")
+        os.environ["CACHE_URL"] = f"file://{scratch}"
     setup_django()
     data = prepare()
     from django.db import connections
@@ -294,6 +376,8 @@ def coordinate(args) -> int:
                 repr(deadline),
                 "--ids",
                 json.dumps(data["ids"]),
+                "--places",
+                json.dumps(data["places"]),
                 "--user",
                 str(data["user"]),
                 "--out",
@@ -350,6 +434,7 @@ def main() -> None:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--deadline", type=float)
     parser.add_argument("--ids")
+    parser.add_argument("--places")
     parser.add_argument("--user", type=int)
     parser.add_argument("--out")
     parser.add_argument(

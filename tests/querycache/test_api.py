@@ -59,3 +59,16 @@ def test_invalidate_model_instance_queryset_and_tags(newsroom):
 
     api.invalidate_all()
     assert probe(comments) == "miss"
+
+
+def test_invalidating_a_child_instance_reaches_every_table_of_its_inheritance(transactional_db):
+    from tests.ormapp.models import Place, Restaurant
+
+    luigi = Restaurant.objects.create(name="Luigi", cuisine="pizza")
+    by_parent = lambda: Place.objects.get(pk=luigi.pk).name  # noqa: E731
+    by_child = lambda: Restaurant.objects.get(pk=luigi.pk).cuisine  # noqa: E731
+    by_parent(), by_child()
+    assert probe(by_parent) == probe(by_child) == "hit"
+    api.invalidate_instance(luigi)
+    assert probe(by_parent) == "miss"
+    assert probe(by_child) == "miss"

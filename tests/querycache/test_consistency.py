@@ -51,6 +51,8 @@ def test_every_read_sees_every_write_committed_before_it_started(backend_env):
     assert report["stale"] == 0, report["examples"]
     assert report["phantom"] == 0, report["examples"]
     assert report["reads_checked"] > 500 and report["writes"] > 50
+    # Every model shape was read: the demo's, inheritance, generic relations, a tree.
+    assert set(report["reads_by_kind"]) == {"title", "count", "place", "notes", "depth"}
     assert report["cache_hits"] > 0, "the cache answered nothing: the check would be vacuous"
     assert code == 0, output
 
