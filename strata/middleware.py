@@ -173,7 +173,7 @@ class StrataMiddleware:
             if not recorder.cacheable or not set_tag_headers(
                 response, recorder.tags, self.tags_header_limit
             ):
-                # DESIGN rule 5: served to this client, stored nowhere.
+                # docs/design.md, protocol rule 5: served to this client, stored nowhere.
                 mark_uncacheable(response)
                 if recorder.cacheable:
                     recorder.uncacheable = "too many tags for the accelerator's header"

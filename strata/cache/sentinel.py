@@ -11,7 +11,7 @@
     }
 
 Reads and writes go to the primary, never to a replica: tag versions read from a replica
-could lag ("Versions never repeat", DESIGN.md). Each new connection asks a Sentinel
+could lag ("Versions never repeat", docs/design.md). Each new connection asks a Sentinel
 where the primary is, refuses a server that is not the primary, and keeps the failover
 epoch (:mod:`strata.cache.epoch`) before it serves anything. When Sentinel promotes a
 replica it disconnects the clients of both servers; the next command reconnects to the

@@ -1,6 +1,6 @@
 """The freshness checker: pure functions over a history, no network.
 
-The rule (``DESIGN.md``, "no stale content, ever, unintentionally"): a read must show the
+The rule (``docs/design.md``, "no stale content, ever, unintentionally"): a read must show the
 newest write of every key on its page that was acknowledged before the read *started*,
 or a newer one. Each key has exactly one writer, so its sequence numbers increase in
 commit order, and "shows" is one number:

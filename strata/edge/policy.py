@@ -1,7 +1,7 @@
 """Is a response the same for everyone? Pure functions of a request and its response.
 
 A shared response may be stored by an accelerator and by the page cache; a personal one
-must not be. The rule follows ``DESIGN.md`` ("Shared or personal"): GET/HEAD, no
+must not be. The rule follows ``docs/design.md`` ("Shared or personal"): GET/HEAD, no
 ``Authorization``, the view never touched the session or the user, no ``Set-Cookie``, no
 ``private``/``no-store``/``no-cache``, ``Vary`` limited to ``Accept-Encoding``.
 

@@ -1,6 +1,6 @@
 """Purge changed tags from every accelerator node, in the background, twice.
 
-Rule 4 of the consistency protocol (``DESIGN.md``): pages in Varnish carry their tags
+Rule 4 of the consistency protocol (``docs/design.md``): pages in Varnish carry their tags
 in an ``xkey`` header, and after a write commits, strata purges those tags on every
 node. The write must not wait for the network, so :meth:`Purger.purge` only enqueues;
 one daemon thread per process sends the purges, batching whatever arrived while it was

@@ -3,7 +3,7 @@
 Django's ``{% cache %}`` tag asks for a key name and leaves invalidation to a timeout or
 to hand-written version numbers. Here a fragment is stored with the tag versions of
 everything it was built from, and is a hit only while all of them are current (the
-consistency protocol of ``DESIGN.md``):
+consistency protocol of ``docs/design.md``):
 
 * **Its own reads.** The block renders inside a nested :func:`~strata.tags.recording`;
   every query it runs records its tags and versions there (snapshotted before the read).

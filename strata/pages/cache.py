@@ -3,7 +3,7 @@
 Django's per-site cache keys pages by URL and forgets them after a timeout; this one
 stores each page with the versions of the tags it was built from (every query and
 fragment the view used) and serves it only while every version is still current
-(``DESIGN.md``, the consistency protocol). So a write shows at once, and pages it did not
+(``docs/design.md``, the consistency protocol). So a write shows at once, and pages it did not
 touch stay cached.
 
 The hit path runs before any other middleware and makes one round trip when the tags of

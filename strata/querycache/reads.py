@@ -254,7 +254,7 @@ def _look_up(compiler, sql: str, params, result_type, conf):
         if not serve:
             stats["miss:queries captured"] += 1
     if conf.replicas and connection.alias in conf.replicas:
-        # The replica rule (DESIGN.md): what a replica that has not replayed the writes
+        # The replica rule (docs/design.md): what a replica that has not replayed the writes
         # behind this snapshot returns is served, never stored.
         behind = replica_behind(connection)
         if behind is not None:

@@ -2,7 +2,7 @@
 
 Reads may go to PostgreSQL streaming replicas, writes go to the primary, a client that
 wrote reads its own write, and nothing a lagging replica returned is ever stored under
-tag versions newer than its data (the replica rule of ``DESIGN.md``). Setup::
+tag versions newer than its data (the replica rule of ``docs/design.md``). Setup::
 
     DATABASES = {"default": env.database(...), "replica1": {..., "TEST": {"MIRROR": "default"}}}
     DATABASE_ROUTERS = ["strata.replicas.ReplicaRouter"]

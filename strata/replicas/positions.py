@@ -2,7 +2,7 @@
 
 A builder snapshots tag versions, then reads. A version it saw may have been changed by a
 writer whose commit the replica has not replayed yet: the read returns old rows, and
-storing them under the new versions would make a stale hit (``DESIGN.md``). So, for a
+storing them under the new versions would make a stale hit (``docs/design.md``). So, for a
 read on a replica while something may be stored (a query result, or a page or fragment
 whose recorder is open):
 

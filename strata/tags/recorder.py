@@ -4,7 +4,7 @@ Recorders nest: a page's recorder receives the tags of every query and fragment 
 inside it, including those served from cache, because each read reports to every
 active recorder. If the same tag is seen with two versions while one artifact is built,
 the database changed under it: the artifact is ``inconsistent`` and must not be stored
-(``DESIGN.md``, rule 5).
+(``docs/design.md``, rule 5).
 """
 
 from __future__ import annotations
