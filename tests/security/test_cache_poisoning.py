@@ -4,7 +4,7 @@ Each poisoning request is the first to ask for its URL (a query parameter nobody
 so whatever it provokes is what Varnish and the page cache would store. The next clean
 request must get the same bytes as a clean request for another fresh URL, and never an
 attacker's host. Cache keys are built from the validated host, the path and the query
-only (DESIGN.md, "Shared or personal").
+only (docs/design.md, "Shared or personal").
 """
 
 from __future__ import annotations

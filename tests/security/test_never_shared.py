@@ -3,7 +3,7 @@
 Through the real stack: a response that sets a cookie, the answer to a request with
 ``Authorization`` or a session cookie, a ``private`` page and the personal holes. Each is
 requested first, so that a cache that kept it would hand it to the next one; the next
-reader must instead get a fresh answer of their own (DESIGN.md, "Shared or personal").
+reader must instead get a fresh answer of their own (docs/design.md, "Shared or personal").
 
 No view of the demo answers ``Vary: *`` or an upper-case ``Cache-Control``. The
 accelerator's own rule for those is checked against the real VCL in a real varnishd, in

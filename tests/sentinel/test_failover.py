@@ -1,4 +1,4 @@
-"""A failover of the Redis primary never turns into a stale hit (DESIGN.md, "Versions never
+"""A failover of the Redis primary never turns into a stale hit (docs/design.md, "Versions never
 repeat"), and Strata follows the new primary by itself.
 
 Real servers: a primary, a replica and a Sentinel (``harness.py``); ``SENTINEL FAILOVER``
