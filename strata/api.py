@@ -70,8 +70,7 @@ def invalidate_instance(instance: models.Model, using: str | None = None) -> Non
     for model in [meta.concrete_model, *meta.concrete_model._meta.get_parent_list()]:
         table = model._meta.db_table
         row = {
-            f.column: getattr(instance, f.attname, None)
-            for f in model._meta.local_concrete_fields
+            f.column: getattr(instance, f.attname, None) for f in model._meta.local_concrete_fields
         }
         tags |= {table_tag(table)} | row_tags(table, [row])
         tables.add(table)

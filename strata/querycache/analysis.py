@@ -21,6 +21,7 @@ import django
 from django.db.models import Model
 from django.db.models.expressions import Col
 from django.db.models.lookups import Exact, In
+from django.db.models.sql.query import Query
 from django.db.models.sql.where import AND, WhereNode
 
 from ..tags.naming import ALL, bulk_tag, condition_tag, new_rows_tag, table_tag
@@ -28,6 +29,7 @@ from .schema import table_info, tables_in_sql
 
 __all__ = [
     "read_tags",
+    "query_tables",
     "row_tags",
     "conditions_of",
     "is_nondeterministic",
@@ -130,6 +132,54 @@ def _plain(value):
     if isinstance(value, list | tuple | dict | set):
         return _NOT_PLAIN
     return value
+
+
+def query_tables(query: Query) -> frozenset[str]:
+    """Every table a query reads: its joins, its subqueries' joins, ``extra(tables=...)``.
+
+    Taken from the query's structure, not its SQL, so that a table no registered model
+    owns (a historical model's, ``django_migrations``, a model of a private registry) is
+    found too. SQL the project wrote itself (``RawSQL``, ``extra(where=...)``) is text:
+    only the registered tables it names are known (:func:`tables_in_sql`).
+    """
+    found: set[str] = set()
+    pending: list = [query]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, Query):
+            for join in node.alias_map.values():
+                name = getattr(join, "table_name", None)
+                if name:
+                    found.add(name)
+            found.update(node.extra_tables)
+            pending.extend(node.combined_queries)
+            pending.append(getattr(node, "inner_query", None))
+            pending.append(node.where)
+            pending.extend(node.annotations.values())
+            pending.extend(node.select)
+            pending.extend(e for e in node.order_by if hasattr(e, "resolve_expression"))
+            if isinstance(node.group_by, tuple):
+                pending.extend(node.group_by)
+            for relation in node._filtered_relations.values():
+                pending.append(relation.condition)
+            continue
+        if isinstance(node, WhereNode):
+            pending.extend(node.children)
+            continue
+        inner = getattr(node, "query", None)  # Subquery, Exists
+        if isinstance(inner, Query):
+            pending.append(inner)
+        getter = getattr(node, "get_source_expressions", None)
+        if getter is not None:
+            pending.extend(getter())
+        rhs = getattr(node, "rhs", None)
+        if isinstance(rhs, Query):
+            pending.append(rhs)
+    return frozenset(found)
 
 
 def read_tags(query, sql: str, *, simple: bool) -> frozenset[str]:
@@ -282,7 +332,10 @@ def row_tags(table: str, rows: Iterable[dict]) -> set[str]:
         for column in info.condition_columns:
             if column in row:
                 value = _as_filtered(info.fields.get(column), row[column])
-                tags.add(condition_tag(table, column, value))
+                try:
+                    tags.add(condition_tag(table, column, value))
+                except Exception:  # a value with no spelling (a broken __str__)
+                    tags.add(bulk_tag(table))  # every read pinned to the table depends on it
     return tags
 
 

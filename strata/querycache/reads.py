@@ -33,12 +33,13 @@ from ..tags.versions import CacheUnavailable, version_store
 from .analysis import (
     is_nondeterministic,
     late_row_tags,
+    query_tables,
     read_tags,
     row_pinned_tables,
 )
 from .control import caching_is_disabled
 from .faults import report_fault
-from .schema import on_schema_change, table_info, tables_in_sql
+from .schema import known_tables, on_schema_change, table_info, tables_in_sql
 from .stats import stats
 
 log = logging.getLogger("strata.querycache")
@@ -76,12 +77,20 @@ _memo: OrderedDict = OrderedDict()
 class _ReadShape:
     """What is known about one (SQL, parameters): its tags, key, and late-pinned tables."""
 
-    __slots__ = ("tags", "key", "late", "stored")
+    __slots__ = ("tags", "key", "late", "stored", "unregistered")
 
-    def __init__(self, tags: frozenset[str], key: str, late: tuple[tuple[str, int], ...]):
+    def __init__(
+        self,
+        tags: frozenset[str],
+        key: str,
+        late: tuple[tuple[str, int], ...],
+        unregistered: frozenset[str] = frozenset(),
+    ):
         self.tags = tags
         self.key = key
         self.late = late
+        self.unregistered = unregistered
+        """Tables the read names that no registered model owns: never cached."""
         self.stored: frozenset[str] = frozenset()
         """The tags of the artifact last stored or found under ``key`` (row tags of
         late-pinned tables instead of their table tags): read with it in one trip."""
@@ -108,6 +117,7 @@ def _shape_of(connection, query, compiler, sql: str, params, result_type: str) -
         read_tags(query, sql, simple=simple),
         _result_key(connection, sql, params, result_type),
         row_pinned_tables(query, compiler, sql) if simple else (),
+        query_tables(query) - known_tables(),
     )
     if memo_key is not None:
         _memo[memo_key] = found
@@ -224,11 +234,15 @@ def _look_up(compiler, sql: str, params, result_type, conf):
         return "transaction isolation"
     if not query_conf.cache_nondeterministic and is_nondeterministic(sql):
         return "nondeterministic"
+    shape = _shape_of(connection, compiler.query, compiler, sql, params, result_type)
+    if shape.unregistered:
+        # Its writers (a historical model, MigrationRecorder, a private registry) may
+        # change it without a table tag any reader could know: never cache it.
+        return "a table no registered model owns"
     cache_results = query_conf.enabled
     # While a test captures queries, answer nothing from the cache: the counts are those
     # of the project without Strata. The result is still stored (a miss, not a bypass).
     serve = cache_results and not connection.force_debug_cursor
-    shape = _shape_of(connection, compiler.query, compiler, sql, params, result_type)
     tags, key = shape.tags, shape.key
     store = version_store(conf.cache_alias)
     try:

@@ -232,9 +232,22 @@ def update(original, compiler, result_type):
         result = run()
         _invalidate(connection, _table_wide(table), {table})
         return result
-    if connection.vendor == "postgresql" and result_type in (ROW_COUNT, NO_RESULTS):
+    if (
+        connection.vendor == "postgresql"
+        and result_type in (ROW_COUNT, NO_RESULTS)
+        and not _statements_watched(connection)
+    ):
         return _update_in_one_statement(compiler, shape, sql, params, result_type)
     return _write_beside(compiler, shape, run, is_update=True)
+
+
+def _statements_watched(connection) -> bool:
+    """True while Django captures queries (``assertNumQueries``, ``CaptureQueriesContext``).
+
+    The project's own statements then run with the text it wrote (tests compare it): a
+    write's old and new values are read beside it instead of from the write itself.
+    """
+    return connection.force_debug_cursor
 
 
 def _run_compiled(original, compiler, args, as_sql):
@@ -314,7 +327,10 @@ def _shape_of_a_copy(compiler) -> _Shape | None:
     if info is None or compiler.query.related_updates:
         return None
     copy = compiler.query.clone().get_compiler(connection=compiler.connection)
-    sql, params = copy.as_sql()
+    try:
+        sql, params = copy.as_sql()
+    except Exception:
+        return None  # the project's own error: Django raises it again, unchanged
     found = _update_where(copy, sql, params) if sql else None
     return _Shape(copy, info, *found) if found is not None else None
 
@@ -355,7 +371,11 @@ def delete(original, compiler, args):
         result = run()
         _invalidate(connection, _table_wide(table, cascades), {table, *cascades})
         return result
-    if args[:1] == (ROW_COUNT,) and _deletes_returning(connection):
+    if (
+        args[:1] == (ROW_COUNT,)
+        and _deletes_returning(connection)
+        and not _statements_watched(connection)
+    ):
         returning = ", ".join(shape.quoted)
         with connection.cursor() as cursor:  # the project's own statement, logged once
             cursor.execute(f"{sql} RETURNING {returning}", params)
@@ -404,6 +424,8 @@ def _write_beside(compiler, shape: _Shape, run, *, is_update: bool):
     whole table is invalidated.
     """
     connection = compiler.connection
+    if _transaction_broken(connection):
+        return run()  # the project's statement raises what it would without Strata
     info = shape.info
     limit = strata_settings().write_row_limit
     changes_keys = is_update and any(
@@ -430,6 +452,20 @@ def _write_beside(compiler, shape: _Shape, run, *, is_update: bool):
         before = after = None
     _invalidate(connection, _row_tags_of(info, before, after), {info.table})
     return result
+
+
+def _transaction_broken(connection) -> bool:
+    """True when the open transaction can run no statement (it must be rolled back)."""
+    if connection.in_atomic_block and connection.needs_rollback:
+        return True
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        status = getattr(getattr(connection.connection, "info", None), "transaction_status", None)
+        return status is not None and int(status) == _PQTRANS_INERROR
+    return False
+
+
+_PQTRANS_INERROR = 3
+"""libpq's status of a transaction that failed (psycopg 2 and 3 report it alike)."""
 
 
 def _ours(connection, read):
@@ -472,6 +508,7 @@ def insert(original, compiler, returning_fields=None):
         want_pk = (
             info is not None
             and returning_fields is None
+            and not _statements_watched(connection)
             and len(info.pk_columns) == 1
             and not query.on_conflict
             and connection.features.can_return_columns_from_insert

@@ -51,11 +51,31 @@ def test_an_update_on_postgresql_is_one_statement_that_returns_old_and_new_value
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's UPDATE ... FROM ... RETURNING")
     n = newsroom
-    with CaptureQueriesContext(connection) as captured:
+    executed = []
+
+    def watch(execute, sql, params, many, context):
+        executed.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
         Article.objects.filter(pk=n.a1.pk).update(author=n.author2)
-    (sql,) = statements(captured)
+    (sql,) = executed
     assert "FOR UPDATE" in sql and "RETURNING" in sql
     assert stats["bookkeeping"] == 0  # nothing ran beside it
+
+
+def test_while_queries_are_captured_the_projects_sql_is_its_own(newsroom):
+    from newsroom.models import Article, Comment
+
+    n = newsroom
+    with CaptureQueriesContext(connection) as captured:
+        Article.objects.filter(pk=n.a1.pk).update(author=n.author2)
+        Comment.objects.filter(article=n.a3).delete()
+    updated, deleted = statements(captured)
+    assert "RETURNING" not in updated and "strata" not in updated
+    assert "RETURNING" not in deleted
+    assert Article.objects.get(pk=n.a1.pk).author_id == n.author2.pk
+    assert Comment.objects.filter(article=n.a3).count() == 0
 
 
 def test_reads_go_to_the_database_while_queries_are_captured(newsroom, django_assert_num_queries):

@@ -193,3 +193,15 @@ def test_a_database_cache_is_refused_by_a_check_and_never_recurses(newsroom, set
         "via the database cache",
         lambda: Article.objects.filter(pk=n.a1.pk).update(title="via the database cache"),
     )
+
+
+def test_a_table_no_registered_model_owns_is_never_cached(transactional_db):
+    from django.db.migrations.recorder import MigrationRecorder
+
+    recorder = MigrationRecorder(connection)  # its model lives in a private registry
+    before = set(recorder.applied_migrations())
+    recorder.record_applied("ormapp", "9999_made_up")
+    assert set(recorder.applied_migrations()) - before == {("ormapp", "9999_made_up")}
+    recorder.record_unapplied("ormapp", "9999_made_up")
+    assert set(recorder.applied_migrations()) == before
+    assert stats["bypass:a table no registered model owns"] >= 3
