@@ -26,7 +26,7 @@ from django.db.models.sql.compiler import MULTI, SINGLE
 
 from ..conf import strata_settings
 from ..replicas.positions import replica_behind
-from ..tags.invalidation import dirty_tables, transaction_open
+from ..tags.invalidation import dirty_tables, note_row_locks, transaction_open
 from ..tags.naming import ALL
 from ..tags.recorder import record, recording_active, taint
 from ..tags.versions import CacheUnavailable, version_store
@@ -182,6 +182,7 @@ def read(original, compiler, result_type, chunked_fetch, chunk_size):
     if chunked_fetch:
         return _bypass("iterator()", original, compiler, *args)
     if compiler.query.select_for_update:
+        note_row_locks(compiler.connection.alias)
         return _bypass("select_for_update", original, compiler, *args)
     if caching_is_disabled():
         return _bypass("caching disabled", original, compiler, *args)

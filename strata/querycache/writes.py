@@ -38,7 +38,7 @@ from django.db.models.signals import post_migrate, pre_migrate
 from django.db.models.sql.compiler import NO_RESULTS, ROW_COUNT
 
 from ..conf import strata_settings
-from ..tags.invalidation import invalidate_after_commit, transaction_open
+from ..tags.invalidation import invalidate_after_commit, note_row_locks, transaction_open
 from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
 from ..tags.recorder import recording_active, taint
 from .analysis import raw_write_tables, row_tags
@@ -576,6 +576,8 @@ def raw(cursor, sql) -> None:
         if tables is not None and tables and tables <= _cache_tables():
             return  # a DatabaseCache's own statement (Strata's versions, or the project's)
         if tables == frozenset():
+            if _LOCKS.search(sql):
+                note_row_locks(alias)
             if recording_active() and _RAW_READ.match(sql) and not _reads_cache_table(sql):
                 taint("a raw SQL read (its tags are unknown)")
             return
@@ -596,6 +598,7 @@ def raw(cursor, sql) -> None:
 
 
 _RAW_READ = re.compile(r"\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
+_LOCKS = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE|KEY\s+SHARE)\b|^\s*LOCK\b", re.I)
 
 
 def _cache_tables() -> frozenset[str]:

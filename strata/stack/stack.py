@@ -528,7 +528,9 @@ class Stack:
                 self._start_and_wait(program)
             for args in self.config.setup_commands:
                 say(f"running manage.py {' '.join(args)}")
-                self.manage(args)
+                # No accelerator runs yet, and each starts empty: there is nothing to
+                # purge, and every write's purge would fail and retry into the log.
+                self.manage(args, STRATA_ACCELERATORS="")
             say("starting app servers")
             for program in self.app_servers:
                 program.start()
@@ -575,12 +577,30 @@ class Stack:
                     last = str(exc)
                 if time.monotonic() > deadline:
                     logs = ", ".join(str(p.log_path) for p in self.app_servers[:1])
+                    # With DEBUG off, a project without LOGGING logs no traceback.
+                    replayed = self._replay_error("/") if last.startswith("status 5") else ""
+                    if replayed:
+                        last += f"; in manage.py shell: {replayed}"
+                        logs += f", {self.run_dir / 'logs' / 'manage.log'}"
                     raise StackError(
                         "stack", f"GET / through {host}:{port} failed ({last}); see {logs}"
                     )
                 time.sleep(0.2)
         for balancer in self.load_balancers:
             self._wait_accelerators_up(balancer, deadline)
+
+    def _replay_error(self, path: str) -> str:
+        """Why GET ``path`` fails: the exception Django raises for the same request in
+        ``manage.py shell`` (its traceback goes to manage.log); '' if none is raised."""
+        code = (
+            "from django.test import Client; "
+            f"Client().get({path!r}, HTTP_HOST={self.config.allowed_hosts[0]!r})"
+        )
+        try:
+            self.manage(["shell", "-c", code], timeout=120)
+        except StackError as error:
+            return error.message.rpartition(" failed: ")[2]
+        return ""
 
     def _wait_accelerators_up(self, balancer: HAProxy, deadline: float) -> None:
         """Wait until ``balancer`` sends traffic to every accelerator (its checks passed)."""
@@ -602,8 +622,9 @@ class Stack:
                 )
             time.sleep(0.2)
 
-    def manage(self, args: list[str], timeout: float = 600) -> str:
-        """Run a Django management command against this stack's database and cache."""
+    def manage(self, args: list[str], timeout: float = 600, **env: str) -> str:
+        """Run a Django management command against this stack's database and cache
+        (``env``: variables to set for it, over the app servers' environment)."""
         project = self.config.project
         log_path = self.run_dir / "logs" / "manage.log"
         with open(log_path, "ab") as out:
@@ -613,7 +634,7 @@ class Stack:
                 result = subprocess.run(
                     [sys.executable, "-m", "django", *args],
                     cwd=project.directory,
-                    env=project.environment(),
+                    env=project.environment(**env),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     timeout=timeout,

@@ -26,6 +26,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..conf import strata_settings
+from .naming import ALL
 from .versions import version_store
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "dirty_tables",
     "transaction_open",
     "transaction_ended",
+    "note_row_locks",
     "OWN_TRANSACTION_ATTR",
     "bump_now",
     "after_invalidation",
@@ -124,6 +126,23 @@ def bump_now(tags: Iterable[str]) -> bool:
     changed = version_store(strata_settings().cache_alias).bump(tags)
     after_invalidation(tags)
     return changed
+
+
+def note_row_locks(alias: str) -> None:
+    """The open transaction on ``alias`` locked rows (``SELECT ... FOR UPDATE``).
+
+    Code that locks wants what is committed now: the writer that held the lock may have
+    committed a moment ago and not yet changed its versions. Every later read of the
+    transaction goes to the database (``docs/design.md``, "Read what the lock protects").
+    """
+    connection = connections[alias]
+    if not transaction_open(connection):
+        return  # autocommit: the lock ended with the statement
+    journal = _journal(connection)
+    if journal is None:
+        journal = _Journal()
+        setattr(connection, _JOURNAL_ATTR, journal)
+    journal.tables.add(ALL)
 
 
 def invalidate_after_commit(alias: str, tags: Iterable[str], tables: Iterable[str] = ()) -> None:

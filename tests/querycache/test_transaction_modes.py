@@ -135,3 +135,63 @@ def test_atomic_requests_invalidate_when_the_request_commits(newsroom, client, m
     response = client.post(f"/articles/{n.a1.slug}/", {"body": "through a view"})
     assert response.status_code in (200, 302), response.content[:300]
     assert read() == 3
+
+
+def test_reads_after_select_for_update_see_what_the_lock_holder_committed(
+    transactional_db, monkeypatch
+):
+    """django-treebeard's add_child: lock the parent, read its last child, add the next.
+
+    The writer that held the lock commits, then changes its versions: a read made in
+    between by the transaction that waited for the lock must not come from the cache.
+    """
+    import threading
+
+    from django.db import connections
+
+    from strata.tags import invalidation
+    from tests.ormapp.models import Node
+
+    parent = Node.objects.create(path="0001", depth=1, numchild=1, name="parent")
+    Node.objects.create(path="00010001", depth=2, name="first")
+
+    def last_child():
+        return Node.objects.filter(path__startswith="0001", depth=2).order_by("-path").first().path
+
+    assert last_child() == "00010001"
+    assert probe(last_child) == "hit"
+
+    committed, read_done = threading.Event(), threading.Event()
+    holding = threading.Event()
+    real_bump = invalidation.bump_now
+
+    def slow_bump(tags):  # the lock holder's versions change only after our read
+        if threading.current_thread().name == "lock-holder":
+            committed.set()
+            read_done.wait(30)
+        return real_bump(tags)
+
+    monkeypatch.setattr(invalidation, "bump_now", slow_bump)
+
+    def lock_holder():
+        try:
+            with transaction.atomic():
+                Node.objects.select_for_update().get(pk=parent.pk)
+                holding.set()
+                Node.objects.create(path="00010002", depth=2, name="second")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=lock_holder, name="lock-holder")
+    thread.start()
+    assert holding.wait(30)
+    try:
+        with transaction.atomic():
+            Node.objects.select_for_update().get(pk=parent.pk)  # waits for the holder
+            if connection.vendor == "postgresql":
+                assert committed.is_set()  # the lock came free at its commit
+            seen = last_child()
+    finally:
+        read_done.set()
+        thread.join(30)
+    assert seen == "00010002"
