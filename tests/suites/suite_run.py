@@ -1,0 +1,116 @@
+"""One run of a third-party suite: fresh servers, the suite's venv, a bounded process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .outcomes import Outcome, read_outcomes, read_stats
+from .sdist import REPO, suites_dir
+from .services import running_services
+from .thirdparty_apps import App
+
+__all__ = ["Run", "run_suite"]
+
+APPS_DIR = REPO / "tests" / "suites" / "apps"
+
+# Variables of the driver's environment that would point the suite at the wrong code.
+_DROPPED = ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+
+
+@dataclass
+class Run:
+    """What one run of a suite left."""
+
+    database: str
+    strata: bool
+    targets: tuple[str, ...]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    stats: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    returncode: int | None = None
+    timed_out: bool = False
+    log: Path | None = None
+
+    def count(self, *outcomes: str) -> int:
+        """How many tests ended in one of ``outcomes``."""
+        return sum(1 for result in self.outcomes.values() if result.outcome in outcomes)
+
+
+def run_suite(
+    app: App,
+    python: Path,
+    source: Path,
+    database: str,
+    strata: bool,
+    targets: tuple[str, ...],
+    tag: str = "",
+) -> Run:
+    """Run ``targets`` of ``app``'s suite on fresh servers, with or without Strata.
+
+    Each run gets its own PostgreSQL (when ``database`` is postgres) and Redis, so no
+    cached result or version outlives it. Output goes to
+    ``.strata/suites/runs/<app>-<strata|plain>[-tag]/`` (``output.log``,
+    ``results.jsonl``, ``stats-<pid>.json``).
+    """
+    name = f"{app.name}-{'strata' if strata else 'plain'}{'-' + tag if tag else ''}"
+    out = suites_dir() / "runs" / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run = Run(database, strata, targets, log=out / "output.log")
+    with running_services(database, "redis") as services:
+        env = {key: value for key, value in os.environ.items() if key not in _DROPPED}
+        env.update(app.env.get(database, {}))
+        env.update(
+            PYTHONPATH=os.pathsep.join(map(str, (APPS_DIR / app.name, APPS_DIR, source))),
+            PATH=f"{python.parent}{os.pathsep}{env.get('PATH', '')}",
+            VIRTUAL_ENV=str(python.parent.parent),
+            STRATA_SUITE_CACHE_URL=services.cache_url,
+            STRATA_SUITE_STRATA="1" if strata else "0",
+            STRATA_SUITE_OUT=str(out),
+        )
+        if database == "postgres":
+            env["STRATA_SUITE_DATABASE_URL"] = services.database_url
+        argv = [str(python), *app.command, *targets]
+        started = time.monotonic()
+        with open(run.log, "w") as log:
+            log.write(f"$ {' '.join(argv)}\n(cwd {source})\n\n")
+            log.flush()
+            process = subprocess.Popen(
+                argv,
+                cwd=source,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, to stop all of it
+            )
+            try:
+                run.returncode = process.wait(timeout=app.timeout)
+            except subprocess.TimeoutExpired:
+                run.timed_out = True
+                _stop(process)
+        run.seconds = time.monotonic() - started
+    run.outcomes = read_outcomes(out / "results.jsonl")
+    run.stats = read_stats(out)
+    return run
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the suite we started and the workers it forked (its process group)."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
