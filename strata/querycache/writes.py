@@ -98,11 +98,9 @@ def _rows_known(compiler) -> TableInfo | None:
     return info
 
 
-def _table_wide(table: str, cascades=frozenset()) -> set[str]:
-    tags = {table_tag(table), bulk_tag(table)}
-    for child in cascades:
-        tags |= {table_tag(child), bulk_tag(child)}
-    return tags
+def _whole(*tables: str) -> set[str]:
+    """The tags that every read of ``tables`` depends on: their table and bulk tags."""
+    return {tag for table in tables for tag in (table_tag(table), bulk_tag(table))}
 
 
 def _row_tags_of(info: TableInfo, before, after) -> set[str]:
@@ -230,7 +228,7 @@ def update(original, compiler, result_type):
         shape = None
     if shape is None:
         result = run()
-        _invalidate(connection, _table_wide(table), {table})
+        _invalidate(connection, _whole(table), {table})
         return result
     if (
         connection.vendor == "postgresql"
@@ -314,7 +312,7 @@ def update_returning(original, compiler, returning_fields):
         shape = None
     if shape is None:
         result = original(compiler, returning_fields)
-        _invalidate(connection, _table_wide(table), {table})
+        _invalidate(connection, _whole(table), {table})
         return result
     return _write_beside(
         compiler, shape, lambda: original(compiler, returning_fields), is_update=True
@@ -369,7 +367,7 @@ def delete(original, compiler, args):
         shape = None
     if shape is None:
         result = run()
-        _invalidate(connection, _table_wide(table, cascades), {table, *cascades})
+        _invalidate(connection, _whole(table, *cascades), {table, *cascades})
         return result
     if (
         args[:1] == (ROW_COUNT,)
@@ -382,20 +380,13 @@ def delete(original, compiler, args):
             rows = cursor.fetchall()
         limit = strata_settings().write_row_limit
         before = shape.as_dicts(rows) if len(rows) <= limit else None
-        tags = _row_tags_of(shape.info, before, []) | _table_wide_children(cascades)
+        tags = _row_tags_of(shape.info, before, []) | _whole(*cascades)
         _invalidate(connection, tags, {table, *cascades})
         return len(rows)
     result = _write_beside(compiler, shape, run, is_update=False)
     if cascades:
-        _invalidate(connection, _table_wide_children(cascades), set(cascades))
+        _invalidate(connection, _whole(*cascades), set(cascades))
     return result
-
-
-def _table_wide_children(cascades) -> set[str]:
-    tags: set[str] = set()
-    for child in cascades:
-        tags |= {table_tag(child), bulk_tag(child)}
-    return tags
 
 
 def _deletes_returning(connection) -> bool:
@@ -527,7 +518,7 @@ def insert(original, compiler, returning_fields=None):
         tags = _insert_tags(compiler, info, returning_fields, want_pk, rows)
     except Exception:
         report_fault("naming the rows of an INSERT")
-        tags = _table_wide(table)
+        tags = _whole(table)
     _invalidate(connection, tags, {table})
     return [] if want_pk else rows
 
@@ -536,7 +527,7 @@ def _insert_tags(compiler, info, returning_fields, want_pk, rows) -> set[str]:
     query = compiler.query
     table = query.model._meta.db_table
     if info is None or query.on_conflict == OnConflict.UPDATE:
-        return _table_wide(table)  # existing rows changed, old values unknown
+        return _whole(table)  # existing rows changed, old values unknown
     tags = {table_tag(table)}
     written = {f.column for f in query.fields}
     if not written.issuperset(set(info.condition_columns) - set(info.pk_columns)):
