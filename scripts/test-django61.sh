@@ -18,3 +18,7 @@ EXTRAS=redis,memcached,postgres,uwsgi,demo,chart,dev \
   --ignore=tests/config --ignore=tests/test_many_accelerators.py \
   --ignore=tests/multihost --ignore=tests/edge/test_fence.py "$@"
 .venv-django61/bin/python -m tests.backends
+# Django's own ORM suites on 6.1, with the query cache on (the third-party apps' suites
+# ran on 5.2: they pin their own Django).
+.venv-django61/bin/python -m tests.suites.django_suite --database sqlite
+.venv-django61/bin/python -m tests.suites.django_suite --database postgres
