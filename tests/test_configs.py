@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
+from strata.stack.appserver import DjangoProject
 from strata.stack.errors import StackError
+from strata.stack.program import Program
 from strata.stack.stack import Stack, StackConfig, demo_project
 
-from .stackutil import make_run_dir, remove_run_dir, require_real_stack
+from .stackutil import free_base_port, make_run_dir, remove_run_dir, require_real_stack
 
 
 @pytest.fixture
@@ -79,6 +84,84 @@ def test_impossible_settings_are_refused_before_anything_starts(field, value, me
     setattr(config, field, value)
     with pytest.raises(StackError, match=message):
         config.validate()
+
+
+def test_a_page_that_fails_the_start_check_is_reported_with_djangos_exception(run_dir, tmp_path):
+    # With DEBUG off, a project without LOGGING logs no traceback anywhere: the check
+    # names the exception Django raises for the same request in manage.py shell.
+    site = tmp_path / "brokensite"
+    site.mkdir()
+    (site / "__init__.py").write_text("")
+    (site / "settings.py").write_text(
+        "DEBUG = False\nSECRET_KEY = 'x'\nROOT_URLCONF = 'brokensite.urls'\n"
+        "ALLOWED_HOSTS = ['127.0.0.1']\nINSTALLED_APPS = []\nDATABASES = {}\n"
+    )
+    (site / "urls.py").write_text(
+        "from django.urls import path\n\n\ndef home(request):\n"
+        "    raise ValueError('Missing staticfiles manifest entry for css/site.css')\n\n\n"
+        "urlpatterns = [path('', home)]\n"
+    )
+    project = DjangoProject(tmp_path, "brokensite.settings", "brokensite.wsgi:application")
+    with _answering_500() as port:
+        stack = Stack(StackConfig(run_dir=run_dir, project=project, port=port, embedded=True))
+        (run_dir / "logs").mkdir()
+        with pytest.raises(StackError) as failed:
+            stack._check_end_to_end(timeout=0.5)
+    assert "failed (status 500; in manage.py shell: ValueError: Missing staticfiles manifest" in (
+        str(failed.value)
+    )
+    assert "manage.log" in str(failed.value)
+
+
+@contextlib.contextmanager
+def _answering_500():
+    """A server on loopback that answers every GET with a bare 500 (as DEBUG off does)."""
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_base_port()), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _ExitsWhileItsProbePasses(Program):
+    """A Varnish whose port another program took after the port check: that program
+    answers the probe, while varnishd itself exits."""
+
+    layer = "accelerator"
+    implementation = "Varnish"
+
+    def argv(self):
+        return ["sh", "-c", "echo 'Error: Could not get socket :1: Address already in use'; exit 2"]
+
+    def healthy(self):
+        return True
+
+
+def test_a_program_that_exits_after_its_probe_passed_is_named_with_its_log(run_dir):
+    stack = Stack(
+        StackConfig(run_dir=run_dir, project=demo_project(), port=free_base_port(), embedded=True)
+    )
+    (run_dir / "logs").mkdir()
+    program = _ExitsWhileItsProbePasses("varnish1", run_dir, "127.0.0.1", 1)
+    program.start()
+    stack.started.append(program)
+    program.process.popen.wait(5)
+    with pytest.raises(StackError, match="varnish1: Varnish exited with status 2") as failed:
+        stack._check_end_to_end(timeout=5)
+    assert "Address already in use" in failed.value.detail
 
 
 def test_the_app_server_config_names_the_project(run_dir):

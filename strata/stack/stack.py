@@ -28,6 +28,7 @@ from .pgbouncer import PgBouncer, find_pgbouncer
 from .ports import EPHEMERAL_START, port_is_free
 from .postgres import PostgreSQL, PostgreSQLReplica, find_postgres_bindir
 from .probes import http_get
+from .process import tail
 from .program import Program, StatusRow, find_program
 from .redis import Redis
 from .tls import ensure_self_signed_pem
@@ -568,6 +569,7 @@ class Stack:
         for host, port in entrances:
             last = ""
             while True:
+                self._fail_if_one_exited()
                 try:
                     answer = http_get(host, port, "/", timeout=10)
                     if answer.status < 500:
@@ -589,6 +591,20 @@ class Stack:
         for balancer in self.load_balancers:
             self._wait_accelerators_up(balancer, deadline)
 
+    def _fail_if_one_exited(self) -> None:
+        """Raise for a started program that has exited since it passed its probe: the
+        probe may have been answered by another program that took its port after the
+        port check (varnishd then exits with "Address already in use")."""
+        for program in self.started:
+            if not program.running():
+                code = program.process.returncode if program.process else None
+                raise StackError(
+                    program.name,
+                    f"{program.implementation} exited with status {code} while starting",
+                    program.log_path,
+                    detail=tail(program.log_path),
+                )
+
     def _replay_error(self, path: str) -> str:
         """Why GET ``path`` fails: the exception Django raises for the same request in
         ``manage.py shell`` (its traceback goes to manage.log); '' if none is raised."""
@@ -606,6 +622,7 @@ class Stack:
         """Wait until ``balancer`` sends traffic to every accelerator (its checks passed)."""
         names = [v.name for v in self.accelerators]
         while True:
+            self._fail_if_one_exited()
             try:
                 states = balancer.server_states("accelerators")
             except (OSError, ValueError):

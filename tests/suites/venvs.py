@@ -104,8 +104,16 @@ def _pip(python: Path, args: list[str]) -> None:
 
 
 def _run(argv: list[str], timeout: int, cwd: Path | None = None) -> None:
+    # Never from the repository: ``python -m pip`` puts the working directory on
+    # sys.path, where the editable install's django_strata.egg-info would make pip
+    # take Strata as installed and skip the wheel.
     result = subprocess.run(
-        argv, cwd=cwd, timeout=timeout, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        argv,
+        cwd=cwd or suites_dir(),
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     if result.returncode != 0:
         raise RuntimeError(

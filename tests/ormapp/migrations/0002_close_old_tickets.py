@@ -17,12 +17,12 @@ def close_old_tickets(apps, schema_editor):
     Ticket.objects.using(db).filter(pk=first.pk).update(status="closed")
     ticket = Ticket.objects.using(db).get(pk=first.pk)
     ticket.status = "archived"
-    ticket.save()
+    ticket.save(using=db)
     Ticket.objects.using(db).filter(status="stale").delete()
     Ticket.objects.using(db).all().delete()
     place = Restaurant.objects.using(db).create(name="seed", cuisine="none")
     place.name = "seeded"
-    place.save()
+    place.save(using=db)
     Restaurant.objects.using(db).filter(pk=place.pk).delete()
     Place.objects.using(db).all().delete()
 

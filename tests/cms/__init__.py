@@ -1,0 +1,1 @@
+"""A Wagtail site (page types by multi-table inheritance) through the whole stack."""
