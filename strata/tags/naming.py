@@ -12,7 +12,8 @@
 ==========================  ============================================================
 
 Tags are plain ASCII without spaces, so they can go into cache keys and into the
-``xkey`` header that Varnish purges by. Values that are long or unusual are hashed.
+``xkey`` header that Varnish purges by. Values that are long or unusual are hashed, and
+so are table and column names that hold a space, a dot or quotes.
 """
 
 from __future__ import annotations
@@ -22,26 +23,37 @@ import re
 import uuid
 from datetime import date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 
 __all__ = ["ALL", "table_tag", "bulk_tag", "new_rows_tag", "condition_tag", "value_token"]
 
 ALL = "*"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,40}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
+
+
+@lru_cache(maxsize=4096)
+def _name(name: str) -> str:
+    """A table or column name as it goes into a tag: as it is, or hashed when it holds
+    what a tag cannot (a space, a dot, quotes: ``"Code Name"``, ``schema.table``)."""
+    if _SAFE_NAME.match(name):
+        return name
+    return "n" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def table_tag(table: str) -> str:
     """The tag of a whole table."""
-    return table
+    return _name(table)
 
 
 def bulk_tag(table: str) -> str:
     """The tag changed by writes to ``table`` whose rows are unknown."""
-    return f"{table}.bulk"
+    return f"{_name(table)}.bulk"
 
 
 def new_rows_tag(table: str) -> str:
     """The tag changed by inserts into ``table`` whose primary keys are unknown."""
-    return f"{table}.new"
+    return f"{_name(table)}.new"
 
 
 def value_token(value: object) -> str:
@@ -75,4 +87,4 @@ def value_token(value: object) -> str:
 
 def condition_tag(table: str, column: str, value: object) -> str:
     """The tag of the rows of ``table`` where ``column`` equals ``value``."""
-    return f"{table}.{column}={value_token(value)}"
+    return f"{_name(table)}.{_name(column)}={value_token(value)}"

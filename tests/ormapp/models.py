@@ -4,6 +4,7 @@
 * ``Note``: a generic relation (tags, comments, revisions of any model);
 * ``Node``: a materialized-path tree moved with raw SQL and ``F()`` (django-treebeard);
 * ``Tenancy``: a composite primary key (Django 5.2+);
+* ``Oddity``: a table and a column whose names need quoting;
 * ``Ticket``: a UUID condition column and a column added by a later migration, with
   ``TicketView``, an unmanaged second model on the same table that declares fewer fields.
 """
@@ -82,3 +83,13 @@ class TicketView(models.Model):
     class Meta:
         managed = False
         db_table = "ormapp_ticket"
+
+
+class Oddity(models.Model):
+    """A table and a condition column whose names need quoting."""
+
+    code = models.CharField(max_length=20, db_index=True, db_column="Code Name")
+    label = models.CharField(max_length=50, default="")
+
+    class Meta:
+        db_table = "ormapp_Odd-Table"

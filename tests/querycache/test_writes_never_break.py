@@ -205,3 +205,35 @@ def test_a_table_no_registered_model_owns_is_never_cached(transactional_db):
     recorder.record_unapplied("ormapp", "9999_made_up")
     assert set(recorder.applied_migrations()) == before
     assert stats["bypass:a table no registered model owns"] >= 3
+
+
+def test_names_that_need_quoting_are_read_and_written(transactional_db):
+    from tests.ormapp.models import Oddity
+
+    odd = Oddity.objects.create(code="a b", label="one")
+    labels = lambda: list(Oddity.objects.filter(code="a b").values_list("label", flat=True))  # noqa: E731
+    assert fresh(labels, ["two"], lambda: Oddity.objects.filter(pk=odd.pk).update(label="two"))
+    odd.refresh_from_db()
+    odd.code = "c d"
+    assert fresh(labels, [], odd.save)
+    assert fresh(labels, ["three"], lambda: Oddity.objects.create(code="a b", label="three"))
+    assert fresh(labels, [], lambda: Oddity.objects.filter(code="a b").delete())
+
+
+def test_a_local_memory_cache_with_debug_on_works(newsroom, settings):
+    from django.core import checks
+
+    from newsroom.models import Article
+    from strata.tags.versions import version_store
+
+    settings.DEBUG = True
+    settings.CACHES = {
+        **settings.CACHES,
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    settings.STRATA = {**settings.STRATA, "CACHE": "local"}
+    version_store.cache_clear()
+    assert "strata.W011" in {m.id for m in checks.run_checks()}  # one process only
+    n = newsroom
+    title = lambda: Article.objects.get(pk=n.a1.pk).title  # noqa: E731
+    assert fresh(title, "local", lambda: Article.objects.filter(pk=n.a1.pk).update(title="local"))
