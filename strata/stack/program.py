@@ -134,19 +134,23 @@ class Program:
         except OSError as exc:
             raise StackError(self.name, f"could not start {self.argv()[0]}: {exc}") from exc
 
+    def raise_if_exited(self) -> None:
+        """Raise ``StackError`` (naming the exit status and the log) if the program exited."""
+        if not self.running():
+            code = self.process.returncode if self.process else None
+            raise StackError(
+                self.name,
+                f"{self.implementation} exited with status {code} while starting",
+                self.log_path,
+                detail=tail(self.log_path),
+            )
+
     def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the health probe passes; raise ``StackError`` if the program dies."""
         deadline = time.monotonic() + (timeout or self.ready_timeout)
         delay = 0.02
         while True:
-            if not self.running():
-                code = self.process.returncode if self.process else None
-                raise StackError(
-                    self.name,
-                    f"{self.implementation} exited with status {code} while starting",
-                    self.log_path,
-                    detail=tail(self.log_path),
-                )
+            self.raise_if_exited()
             if self.healthy():
                 return
             if time.monotonic() > deadline:

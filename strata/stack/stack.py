@@ -28,7 +28,6 @@ from .pgbouncer import PgBouncer, find_pgbouncer
 from .ports import EPHEMERAL_START, port_is_free
 from .postgres import PostgreSQL, PostgreSQLReplica, find_postgres_bindir
 from .probes import http_get
-from .process import tail
 from .program import Program, StatusRow, find_program
 from .redis import Redis
 from .tls import ensure_self_signed_pem
@@ -596,14 +595,7 @@ class Stack:
         probe may have been answered by another program that took its port after the
         port check (varnishd then exits with "Address already in use")."""
         for program in self.started:
-            if not program.running():
-                code = program.process.returncode if program.process else None
-                raise StackError(
-                    program.name,
-                    f"{program.implementation} exited with status {code} while starting",
-                    program.log_path,
-                    detail=tail(program.log_path),
-                )
+            program.raise_if_exited()
 
     def _replay_error(self, path: str) -> str:
         """Why GET ``path`` fails: the exception Django raises for the same request in

@@ -21,7 +21,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import django
 
 from .sdist import REPO, suites_dir, unpacked_sdist
 from .services import running_services
+from .suite_run import stop_process_group
 
 __all__ = ["DEFAULT_APPS", "Run", "main", "run_django_tests"]
 
@@ -230,7 +230,7 @@ def run_django_tests(
             run.returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             run.timed_out = True
-            _stop_group(process)
+            stop_process_group(process, grace=15)
     run.seconds = time.monotonic() - start
     run.cpu_seconds = _children_cpu() - cpu_start
     _read_outcomes(run, outcomes_file)
@@ -243,20 +243,6 @@ def run_django_tests(
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """Stop the runner we started and its workers (its process group, by its PID)."""
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _read_outcomes(run: Run, path: Path) -> None:

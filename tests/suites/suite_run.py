@@ -16,7 +16,7 @@ from .sdist import REPO, suites_dir
 from .services import running_services
 from .thirdparty_apps import App
 
-__all__ = ["Run", "run_suite"]
+__all__ = ["Run", "run_suite", "stop_process_group"]
 
 APPS_DIR = REPO / "tests" / "suites" / "apps"
 
@@ -95,16 +95,16 @@ def run_suite(
                 run.returncode = process.wait(timeout=app.timeout)
             except subprocess.TimeoutExpired:
                 run.timed_out = True
-                _stop(process)
+                stop_process_group(process)
         run.seconds = time.monotonic() - started
     run.outcomes = read_outcomes(out / "results.jsonl")
     run.stats = read_stats(out)
     return run
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the suite we started and the workers it forked (its process group)."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+def stop_process_group(process: subprocess.Popen, grace: float = 10) -> None:
+    """Stop a suite we started and the workers it forked (its process group, by its PID)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
