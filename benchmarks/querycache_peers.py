@@ -9,7 +9,8 @@ against the same PostgreSQL and the same Redis, flushed between variants:
    Django (no query cache) on the same pages;
    and a miss after invalidation: results thrown away, bookkeeping kept (Strata's tag
    versions, cachalot's table versions; cacheops keeps none, so its two misses are alike);
-3. write: microseconds for one ``Comment.objects.create`` and one ``delete``, cache warm;
+3. write: microseconds for one ``Comment.objects.create``, one ``save()`` of it (an
+   UPDATE) and one ``delete``, cache warm, in autocommit;
 4. invalidation: how many queries reach the database, in the round of pages after one
    comment is inserted, that did not before: the cached results that write threw away.
 
@@ -222,6 +223,12 @@ def percent_over(cost: float | None) -> str:
     return "—" if cost is None else f"{(cost - 1) * 100:+.1f}%"
 
 
+def write_us(variant: dict) -> float:
+    """Mean microseconds of one insert, one update and one delete together."""
+    write = variant["write"]
+    return write["insert_us_mean"] + write["update_us_mean"] + write["delete_us_mean"]
+
+
 def report(results: dict) -> None:
     variants = results["variants"]
     ok = {label: v for label, v in variants.items() if "error" not in v}
@@ -233,9 +240,7 @@ def report(results: dict) -> None:
         phases = [plain[p] for p in ("warm", "cold", "miss")]
         plain_rps = sum(p["requests"] for p in phases) / sum(p["seconds"] for p in phases)
         results["plain_reference_rps"] = round(plain_rps, 1)
-    plain_write = (
-        plain["write"]["insert_us_mean"] + plain["write"]["delete_us_mean"] if plain else None
-    )
+    plain_write = write_us(plain) if plain else None
     urls = next(iter(ok.values()))["urls"] if ok else []
     title = (
         f"{len(urls)} demo pages in-process (home, 20 articles, 10 tags, 10 authors), "
@@ -257,6 +262,7 @@ def report(results: dict) -> None:
     for column in (
         "variant",
         "insert µs",
+        "update µs",
         "delete µs",
         "write cost vs plain",
         "DB queries in a warm round",
@@ -273,10 +279,10 @@ def report(results: dict) -> None:
     for label, v in variants.items():
         if "error" in v:
             reads.add_row(label, f"[red]{v['error']}[/]", *[""] * 5)
-            writes.add_row(label, f"[red]{v['error']}[/]", *[""] * 6)
+            writes.add_row(label, f"[red]{v['error']}[/]", *[""] * 7)
             continue
         cached = label != "plain Django"
-        write = v["write"]["insert_us_mean"] + v["write"]["delete_us_mean"]
+        write = write_us(v)
         inv = v["invalidation"]
         reads.add_row(
             label,
@@ -290,6 +296,7 @@ def report(results: dict) -> None:
         writes.add_row(
             label,
             f"{v['write']['insert_us_mean']:.0f}",
+            f"{v['write']['update_us_mean']:.0f}",
             f"{v['write']['delete_us_mean']:.0f}",
             percent_over(ratio(write, plain_write)) if cached else "—",
             str(inv["baseline_queries_per_round"]),
@@ -347,13 +354,12 @@ def report(results: dict) -> None:
                     ratios[f"{phase} time per page, strata/{peer}"] = ratio(
                         reference, strata[phase]["rps"]
                     )
-        strata_write = strata["write"]["insert_us_mean"] + strata["write"]["delete_us_mean"]
         for peer in ("plain Django", "django-cachalot", "django-cacheops"):
             if peer in ok:
-                peer_write = (
-                    ok[peer]["write"]["insert_us_mean"] + ok[peer]["write"]["delete_us_mean"]
+                ratios[f"write time, strata/{peer}"] = ratio(write_us(strata), write_us(ok[peer]))
+                ratios[f"update time, strata/{peer}"] = ratio(
+                    strata["write"]["update_us_mean"], ok[peer]["write"]["update_us_mean"]
                 )
-                ratios[f"write time, strata/{peer}"] = ratio(strata_write, peer_write)
         for peer in ("django-cachalot", "django-cacheops"):
             if peer in ok:
                 ratios[f"queries re-run after 1 insert, strata/{peer}"] = ratio(

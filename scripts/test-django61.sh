@@ -12,12 +12,17 @@ EXTRAS=redis,memcached,postgres,uwsgi,demo,chart,dev \
   VENV=.venv-django61 PYTHON="$python312" DJANGO='Django>=6.1,<6.2' scripts/bootstrap.sh
 # What tests the stack's programs, their configuration and the checker rather than Django
 # (security drills through Varnish and HAProxy, strata check, strata config, several
-# accelerators, several hosts, fencing a returning accelerator, the Wagtail site) ran on
-# Django 5.2 above; everything else runs again here.
+# accelerators, several hosts, fencing, faults, the cache pool, Sentinel, pgbouncer, the
+# stack's start and stop, the Wagtail site) ran on Django 5.2 above; everything that
+# goes through Django runs again here, the cache tests on PostgreSQL + Redis (the main
+# run covers SQLite and the file cache).
 .venv-django61/bin/pytest --ignore=tests/security --ignore=tests/check \
   --ignore=tests/config --ignore=tests/test_many_accelerators.py \
-  --ignore=tests/multihost --ignore=tests/edge/test_fence.py --ignore=tests/cms "$@"
-.venv-django61/bin/python -m tests.backends
+  --ignore=tests/multihost --ignore=tests/edge --ignore=tests/cms \
+  --ignore=tests/faults --ignore=tests/pool --ignore=tests/sentinel \
+  --ignore=tests/pgbouncer --ignore=tests/bench/test_bench_stack.py \
+  --ignore=tests/test_stack.py --ignore=tests/test_cli_up.py --ignore=tests/test_configs.py "$@"
+.venv-django61/bin/python -m tests.backends postgres-redis
 # Django's own ORM suites on 6.1, with the query cache on (the third-party apps' suites
 # ran on 5.2: they pin their own Django).
 .venv-django61/bin/python -m tests.suites.django_suite --database sqlite

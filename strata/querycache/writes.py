@@ -300,7 +300,10 @@ def _update_in_one_statement(compiler, shape: _Shape, sql: str, params, result_t
 
 
 def update_returning(original, compiler, returning_fields):
-    """Django 6.1's ``SQLUpdateCompiler.execute_returning_sql`` (save with expressions)."""
+    """Django 6.1's ``SQLUpdateCompiler.execute_returning_sql`` (every ``save()``)."""
+    if not returning_fields or not compiler.connection.features.can_return_rows_from_update:
+        # Django runs the plain UPDATE itself (execute_sql), through update() above.
+        return original(compiler, returning_fields)
     if not _first_time(compiler):
         return original(compiler, returning_fields)
     connection = compiler.connection
