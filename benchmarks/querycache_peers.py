@@ -77,6 +77,9 @@ def django_env(database_url: str, cache_url: str) -> dict[str, str]:
         CACHE_URL=cache_url,
         PYTHONPATH=os.pathsep.join([str(DEMO), str(HERE)]),
         PYTHONUNBUFFERED="1",
+        # The query caches alone: the demo's page and fragment caches would answer first.
+        STRATA_PAGE_CACHE="0",
+        STRATA_FRAGMENT_CACHE="0",
     )
     return env
 
