@@ -69,6 +69,18 @@ def test_a_vcl_that_does_not_compile_is_reported_with_the_compilers_words(run_di
         varnish.compile_check()
 
 
+def test_the_vcl_compiles_from_a_private_directory(tmp_path):
+    # A clone in a home directory or mktemp -d (mode 0700): as root, varnishd -C without
+    # -j none drops to its own user and cannot read the VCL.
+    require_real_stack()
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    stack = Stack(StackConfig(run_dir=private / ".strata", project=demo_project(), port=20000))
+    varnish = stack.accelerators[0]
+    varnish.render_vcl()
+    varnish.compile_check()
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

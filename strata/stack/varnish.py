@@ -139,8 +139,11 @@ class Varnish(Program):
         """Compile the VCL once before starting, so a mistake is reported clearly."""
         with tempfile.TemporaryDirectory(prefix="strata-vcc-") as scratch:
             # -n must name a directory that does not exist yet (varnishd removes it).
+            # -j none as for the real start: otherwise varnishd drops to its own user even
+            # to compile, and cannot read a VCL under a private (0700) directory.
             result = subprocess.run(
-                [self.binary, "-C", "-n", os.path.join(scratch, "n"), "-f", str(self.vcl_path)],
+                [self.binary, "-C", "-j", "none", "-n", os.path.join(scratch, "n")]
+                + ["-f", str(self.vcl_path)],
                 capture_output=True,
                 text=True,
                 timeout=60,
