@@ -21,7 +21,6 @@ import pickle
 from collections import OrderedDict
 from contextlib import suppress
 
-from django.core.exceptions import EmptyResultSet
 from django.db.models.sql.compiler import MULTI, SINGLE
 
 from ..conf import strata_settings
@@ -188,10 +187,8 @@ def read(original, compiler, result_type, chunked_fetch, chunk_size):
         return _bypass("caching disabled", original, compiler, *args)
     try:
         sql, params = compiler.as_sql()
-    except EmptyResultSet:
+    except Exception:  # EmptyResultSet, or the query's own error: Django handles it again
         return original(compiler, *args)
-    except Exception:
-        return original(compiler, *args)  # the query's own error: Django raises it again
     if not sql:
         return original(compiler, *args)
     try:
