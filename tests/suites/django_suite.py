@@ -33,7 +33,7 @@ import django
 
 from .sdist import REPO, suites_dir, unpacked_sdist
 from .services import running_services
-from .suite_run import stop_process_group
+from .suite_run import run_logged
 
 __all__ = ["DEFAULT_APPS", "Run", "main", "run_django_tests"]
 
@@ -217,20 +217,7 @@ def run_django_tests(
     start = time.monotonic()
     cpu_start = _children_cpu()
     with open(run.log, "w") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=tests_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers share its process group: stopped together
-        )
-        try:
-            run.returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
-            stop_process_group(process, grace=15)
+        run.returncode, run.timed_out = run_logged(argv, tests_dir, env, log, timeout, grace=15)
     run.seconds = time.monotonic() - start
     run.cpu_seconds = _children_cpu() - cpu_start
     _read_outcomes(run, outcomes_file)

@@ -16,7 +16,7 @@ from .sdist import REPO, suites_dir
 from .services import running_services
 from .thirdparty_apps import App
 
-__all__ = ["Run", "run_suite", "stop_process_group"]
+__all__ = ["Run", "run_suite", "run_logged", "stop_process_group"]
 
 APPS_DIR = REPO / "tests" / "suites" / "apps"
 
@@ -82,24 +82,32 @@ def run_suite(
         with open(run.log, "w") as log:
             log.write(f"$ {' '.join(argv)}\n(cwd {source})\n\n")
             log.flush()
-            process = subprocess.Popen(
-                argv,
-                cwd=source,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, to stop all of it
-            )
-            try:
-                run.returncode = process.wait(timeout=app.timeout)
-            except subprocess.TimeoutExpired:
-                run.timed_out = True
-                stop_process_group(process)
+            run.returncode, run.timed_out = run_logged(argv, source, env, log, app.timeout)
         run.seconds = time.monotonic() - started
     run.outcomes = read_outcomes(out / "results.jsonl")
     run.stats = read_stats(out)
     return run
+
+
+def run_logged(argv, cwd, env, log, timeout: float, grace: float = 10) -> tuple[int | None, bool]:
+    """Run a suite in a process group of its own, its output to ``log``, within ``timeout``.
+
+    Returns its exit status (None when it was stopped) and whether it timed out.
+    """
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers share its process group: stopped together
+    )
+    try:
+        return process.wait(timeout=timeout), False
+    except subprocess.TimeoutExpired:
+        stop_process_group(process, grace)
+        return None, True
 
 
 def stop_process_group(process: subprocess.Popen, grace: float = 10) -> None:
