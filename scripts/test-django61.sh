@@ -8,12 +8,13 @@ if [ -z "$python312" ]; then
   exit 0
 fi
 # No browser here: the browser drill runs once, on Django 5.2.
-EXTRAS=redis,memcached,postgres,uwsgi,demo,chart,dev \
+EXTRAS=stack,redis,memcached,postgres,uwsgi,demo,chart,dev \
   VENV=.venv-django61 PYTHON="$python312" DJANGO='Django>=6.1,<6.2' scripts/bootstrap.sh
 # What tests the stack's programs, their configuration and the checker rather than Django
 # (security drills through Varnish and HAProxy, strata check, strata config, several
 # accelerators, several hosts, fencing, faults, the cache pool, Sentinel, pgbouncer, the
-# stack's start and stop, the Wagtail site) ran on Django 5.2 above; everything that
+# stack's start and stop, the Wagtail site, the wheel and the docs/your-site.md tutorial,
+# which install Strata into virtualenvs of their own) ran on Django 5.2 above; everything that
 # goes through Django runs again here, the cache tests on PostgreSQL + Redis (the main
 # run covers SQLite and the file cache).
 .venv-django61/bin/pytest --ignore=tests/security --ignore=tests/check \
@@ -21,7 +22,8 @@ EXTRAS=redis,memcached,postgres,uwsgi,demo,chart,dev \
   --ignore=tests/multihost --ignore=tests/edge --ignore=tests/cms \
   --ignore=tests/faults --ignore=tests/pool --ignore=tests/sentinel \
   --ignore=tests/pgbouncer --ignore=tests/bench/test_bench_stack.py \
-  --ignore=tests/test_stack.py --ignore=tests/test_cli_up.py --ignore=tests/test_configs.py "$@"
+  --ignore=tests/test_stack.py --ignore=tests/test_cli_up.py --ignore=tests/test_configs.py \
+  --ignore=tests/packaging --ignore=tests/tutorial --ignore=tests/test_your_project.py "$@"
 .venv-django61/bin/python -m tests.backends postgres-redis
 # Django's own ORM suites on 6.1, with the query cache on (the third-party apps' suites
 # ran on 5.2: they pin their own Django).

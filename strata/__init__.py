@@ -1,3 +1,3 @@
 """Strata: the High Performance Django stack, cached all the way down."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -52,16 +52,21 @@
                while it is down, and it alone decides that the primary failed
 ``E039``       ``STRATA['CACHE']`` is a DatabaseCache: versions would cost a query per read
                and take part in the application's transactions
+``W040``       the stack exports a variable (``DATABASE_URL``, ``CACHE_URL``,
+               ``STRATA_ACCELERATORS``, ...) that the settings ignore: call
+               ``strata.env.configure(globals())`` last in the settings module
 =============  =====================================================================
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from . import env
 from .conf import (
     DEFAULTS,
     FRAGMENT_CACHE_DEFAULTS,
@@ -69,6 +74,7 @@ from .conf import (
     QUERY_CACHE_DEFAULTS,
     SERVER_TIMING_CHOICES,
     TIMING_DEFAULTS,
+    strata_settings,
 )
 
 LOCAL_BACKENDS = ("django.core.cache.backends.locmem.LocMemCache",)
@@ -391,6 +397,51 @@ def check_sessions_survive_the_cache(app_configs=None, **kwargs):
             hint='Use SESSION_ENGINE = "strata.sessions": the same sessions, falling back to '
             "the database while the cache server cannot be reached.",
             id="strata.W026",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_stack_environment(app_configs=None, **kwargs):
+    """What `strata up`, `strata manage` or a `strata config` unit exports must reach the
+    settings: a site that ignores ``STRATA_ACCELERATORS`` writes without purging Varnish."""
+    ignored = []
+    if os.environ.get("DATABASE_URL"):
+        wanted = env.database(default="")
+        actual = settings.DATABASES.get("default", {})
+        if any(actual.get(k) != wanted.get(k) for k in ("ENGINE", "NAME", "HOST", "PORT")):
+            ignored.append("DATABASE_URL")
+    if os.environ.get("CACHE_URL"):
+        wanted = env.cache(default="")
+        actual = settings.CACHES.get("default", {})
+        if any(actual.get(k) != wanted.get(k) for k in ("BACKEND", "LOCATION")):
+            ignored.append("CACHE_URL")
+    hosts = env.split_list(os.environ.get("DJANGO_ALLOWED_HOSTS", ""))
+    if "*" not in settings.ALLOWED_HOSTS and set(hosts) - set(settings.ALLOWED_HOSTS):
+        ignored.append("DJANGO_ALLOWED_HOSTS")
+    try:
+        conf = strata_settings()
+    except Exception:  # a broken STRATA setting has checks of its own
+        conf = None
+    if conf is not None:
+        exported = os.environ.get("STRATA_ACCELERATORS")
+        urls = [url.rstrip("/") for url in env.split_list(exported or "")]
+        if exported is not None and list(conf.accelerators) != urls:
+            ignored.append("STRATA_ACCELERATORS")
+        secret = os.environ.get("STRATA_PURGE_SECRET", "")
+        if secret and conf.purge_secret != secret:
+            ignored.append("STRATA_PURGE_SECRET")
+        ttl = os.environ.get("STRATA_EDGE_TTL", "")
+        if ttl.isdigit() and conf.edge_ttl != int(ttl):
+            ignored.append("STRATA_EDGE_TTL")
+    if not ignored:
+        return []
+    return [
+        Warning(
+            f"The settings ignore what the stack exports: {', '.join(ignored)}.",
+            hint="Call strata.env.configure(globals()) as the last line of the settings "
+            "module; it reads every variable `strata up` exports (docs/your-site.md).",
+            id="strata.W040",
         )
     ]
 

@@ -1,9 +1,34 @@
 """Read the stack's addresses from the environment, so that settings need no edits.
 
-`strata up` exports ``DATABASE_URL`` and ``CACHE_URL`` to every app server it starts.
-A project's settings hand them to Django in two lines::
+`strata up` (and `strata env`, `strata manage`, and the units `strata config` writes)
+export where everything runs to each process of a site. One line at the end of the
+settings module hands all of it to Django::
 
     from strata import env
+    env.configure(globals())
+
+:func:`configure` reads these variables; each one that is set replaces (or, for the
+allowed hosts, extends) what the settings say, and each one that is absent leaves the
+settings as they are, so the settings' own values are the defaults:
+
+==========================  ===============================================================
+variable                    what it sets
+==========================  ===============================================================
+``DATABASE_URL``            ``DATABASES["default"]`` (:func:`database`)
+``DATABASE_REPLICA_URL``    ``DATABASES["replica1"]``, the replica router, read-your-writes
+``CACHE_URL``               ``CACHES["default"]`` (:func:`cache`)
+``DJANGO_ALLOWED_HOSTS``    added to ``ALLOWED_HOSTS`` (comma-separated)
+``STRATA_ACCELERATORS``     ``STRATA["ACCELERATORS"]``: the Varnish nodes to purge
+``STRATA_PURGE_SECRET``     ``STRATA["PURGE_SECRET"]``
+``STRATA_EDGE_TTL``         ``STRATA["EDGE_TTL"]``
+``STRATA_RUN_DIR``          ``STATIC_ROOT`` (``<run dir>/static``) when the settings set none
+==========================  ===============================================================
+
+The system check ``strata.W040`` warns when one of them is set but the settings ended
+up ignoring it (a settings module that never calls :func:`configure`, or overrides it).
+
+The two readers below also work on their own::
+
     DATABASES = {"default": env.database(default="sqlite:///" + str(BASE_DIR / "db.sqlite3"))}
     CACHES = {"default": env.cache(default="locmem://")}
 
@@ -28,13 +53,30 @@ Several memcached servers are separated by commas: ``memcached://a:11211,b:11211
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["database", "cache", "cache_from_url"]
+__all__ = ["STACK_VARIABLES", "configure", "database", "cache", "cache_from_url", "split_list"]
+
+STACK_VARIABLES = (
+    "DATABASE_URL",
+    "DATABASE_REPLICA_URL",
+    "CACHE_URL",
+    "DJANGO_ALLOWED_HOSTS",
+    "STRATA_ACCELERATORS",
+    "STRATA_PURGE_SECRET",
+    "STRATA_EDGE_TTL",
+    "STRATA_RUN_DIR",
+)
+"""What the stack exports to a site's processes, and :func:`configure` reads."""
+
+REPLICA_ALIAS = "replica1"
+READ_YOUR_WRITES = 30
+"""Seconds a client that wrote reads from the primary, when a replica is configured here."""
 
 _CACHE_BACKENDS = {
     "redis": "django.core.cache.backends.redis.RedisCache",
@@ -46,14 +88,86 @@ _CACHE_BACKENDS = {
 }
 
 
-def database(default: str, var: str = "DATABASE_URL", conn_max_age: int = 60) -> dict[str, Any]:
+def configure(settings: MutableMapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+    """Point a settings module (its ``globals()``) at the stack described by ``environ``.
+
+    Call it last in the settings module, after ``DATABASES``, ``CACHES``,
+    ``ALLOWED_HOSTS``, ``MIDDLEWARE`` and ``STRATA`` are written: the variables that are
+    set win, the settings are the defaults (see the module docstring).
+    """
+    environ = os.environ if environ is None else environ
+
+    def given(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    if given("DATABASE_URL"):
+        databases = settings.setdefault("DATABASES", {})
+        databases["default"] = database(default="", var="DATABASE_URL", environ=environ)
+    if given("DATABASE_REPLICA_URL"):
+        _configure_replica(settings, environ)
+    if given("CACHE_URL"):
+        settings.setdefault("CACHES", {})["default"] = cache(default="", environ=environ)
+    if given("DJANGO_ALLOWED_HOSTS"):
+        hosts = list(settings.get("ALLOWED_HOSTS", []))
+        hosts += [h for h in split_list(given("DJANGO_ALLOWED_HOSTS")) if h not in hosts]
+        settings["ALLOWED_HOSTS"] = hosts
+    strata = dict(settings.get("STRATA") or {})
+    if "STRATA_ACCELERATORS" in environ:  # set and empty: purge nothing (no accelerator)
+        strata["ACCELERATORS"] = split_list(environ["STRATA_ACCELERATORS"])
+    if given("STRATA_PURGE_SECRET"):
+        strata["PURGE_SECRET"] = given("STRATA_PURGE_SECRET")
+    if given("STRATA_EDGE_TTL"):
+        try:
+            strata["EDGE_TTL"] = int(given("STRATA_EDGE_TTL"))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"STRATA_EDGE_TTL={given('STRATA_EDGE_TTL')!r} is not a whole number of seconds"
+            ) from None
+    if strata or "STRATA" in settings:
+        settings["STRATA"] = strata
+    if given("STRATA_RUN_DIR") and not settings.get("STATIC_ROOT"):
+        settings["STATIC_ROOT"] = os.path.join(given("STRATA_RUN_DIR"), "static")
+
+
+def _configure_replica(settings: MutableMapping[str, Any], environ: Mapping[str, str]) -> None:
+    """A streaming replica: reads go there, a client that wrote reads from the primary,
+    and nothing a lagging replica returned is cached under newer versions."""
+    settings.setdefault("DATABASES", {})[REPLICA_ALIAS] = {
+        **database(default="", var="DATABASE_REPLICA_URL", environ=environ),
+        "TEST": {"MIRROR": "default"},
+    }
+    routers = list(settings.get("DATABASE_ROUTERS", []))
+    if "strata.replicas.ReplicaRouter" not in routers:
+        settings["DATABASE_ROUTERS"] = [*routers, "strata.replicas.ReplicaRouter"]
+    strata = settings.setdefault("STRATA", {})
+    strata.setdefault("REPLICAS", [REPLICA_ALIAS])
+    strata.setdefault("READ_YOUR_WRITES", READ_YOUR_WRITES)
+    middleware = list(settings.get("MIDDLEWARE", []))
+    if "strata.replicas.ReadYourWritesMiddleware" not in middleware:
+        first = "strata.middleware.StrataMiddleware"
+        at = middleware.index(first) + 1 if first in middleware else 0
+        middleware.insert(at, "strata.replicas.ReadYourWritesMiddleware")
+        settings["MIDDLEWARE"] = middleware
+
+
+def split_list(value: str) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``: a comma-separated variable as a list."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database(
+    default: str,
+    var: str = "DATABASE_URL",
+    conn_max_age: int = 60,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Return a ``DATABASES`` entry from the URL in ``var`` (or ``default``).
 
     Persistent connections (``conn_max_age``) are on with health checks, because an app
     server that opens a PostgreSQL connection per request spends most of a fast request
     doing so.
     """
-    url = os.environ.get(var) or default
+    url = (os.environ if environ is None else environ).get(var) or default
     try:
         config = dj_database_url.parse(
             url, conn_max_age=conn_max_age, conn_health_checks=conn_max_age > 0
@@ -93,9 +207,12 @@ def _pool_mode(config: dict[str, Any], var: str, url: str) -> None:
     config["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 
-def cache(default: str, var: str = "CACHE_URL") -> dict[str, Any]:
+def cache(
+    default: str, var: str = "CACHE_URL", environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Return a ``CACHES`` entry from the URL in ``var`` (or ``default``)."""
-    return cache_from_url(os.environ.get(var) or default, source=var)
+    url = (os.environ if environ is None else environ).get(var) or default
+    return cache_from_url(url, source=var)
 
 
 def cache_from_url(url: str, source: str = "cache URL") -> dict[str, Any]:

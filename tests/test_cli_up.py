@@ -171,7 +171,10 @@ def test_a_failing_component_is_named_with_its_log_and_nothing_is_left(run_dir, 
         timeout=180,
     )
     assert result.returncode == 1
-    assert "django: manage.py migrate --noinput failed" in result.stdout
+    assert (
+        "django: the project does not load (no_such_site.settings): ModuleNotFoundError"
+        in result.stdout
+    )
     assert "manage.log" in result.stdout
     assert "Traceback" not in result.stdout.split("manage.log")[0]
     for port_in_use in (port + 379, port + 432):

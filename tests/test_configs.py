@@ -181,7 +181,8 @@ def test_the_app_server_config_names_the_project(run_dir):
     app = stack.app_servers[0]
     app.prepare()
     text = app.config_path.read_text()
-    assert 'wsgi_app = "newsroom_site.wsgi:application"' in text
+    # Strata's application, which loads the project's WSGI_APPLICATION (strata.stack.wsgi).
+    assert 'wsgi_app = "strata.stack.wsgi:application"' in text
     assert "preload_app = True" in text
     result = subprocess.run(["python3", "-c", f"exec(open({str(app.config_path)!r}).read())"])
     assert result.returncode == 0

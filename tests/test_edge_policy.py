@@ -127,3 +127,28 @@ def test_a_status_lifetime_never_lengthens_the_edge_ttl(rf):
     apply_edge_cache_control(rf.get("/old/"), response, edge_ttl=10, status_ttls={301: 60})
 
     assert "s-maxage=10" in response["Cache-Control"]
+
+
+def test_a_stream_is_personal_unless_its_view_shares_it():
+    from django.http import StreamingHttpResponse
+
+    stream = StreamingHttpResponse(iter([b"a", b"b"]))
+    assert apply_edge_cache_control(rf.get("/export/"), stream, edge_ttl=30) == (
+        "streaming response"
+    )
+    assert "private" in stream["Cache-Control"]
+
+    static = StreamingHttpResponse(iter([b"body{}"]))
+    static["Cache-Control"] = "max-age=315360000, public, immutable"
+    assert apply_edge_cache_control(rf.get("/static/a.css"), static, edge_ttl=30) is None
+    assert static["Cache-Control"] == "max-age=315360000, public, immutable"
+
+
+@pytest.mark.django_db
+def test_static_files_leave_with_whitenoises_lifetime_past_the_page_cache(client):
+    """The demo serves static files with WhiteNoise's middleware, behind Strata's."""
+    answer = client.get("/static/newsroom/site.css")
+    assert answer.status_code == 200
+    assert "public" in answer["Cache-Control"]
+    assert "private" not in answer["Cache-Control"]
+    assert answer["X-Strata"] == "bypass: streaming response"  # not in the page cache

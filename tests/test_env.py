@@ -88,3 +88,88 @@ def test_an_unknown_pool_mode_is_a_clear_configuration_error(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u@h:6432/site?pool_mode=statement")
     with pytest.raises(ImproperlyConfigured, match="pool_mode must be 'transaction' or 'session'"):
         env.database(default="sqlite:///x")
+
+
+def _settings():
+    """What a settings module holds before its last line, ``env.configure(globals())``."""
+    return {
+        "DATABASES": {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}},
+        "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        "ALLOWED_HOSTS": ["www.example.com"],
+        "MIDDLEWARE": ["strata.middleware.StrataMiddleware", "x.Middleware"],
+        "STRATA": {"PAGE_CACHE": {}, "EDGE_TTL": 60},
+    }
+
+
+def test_configure_without_the_stack_leaves_the_settings_as_they_are():
+    settings = _settings()
+    env.configure(settings, environ={})
+    assert settings == _settings()
+
+
+def test_configure_reads_everything_the_stack_exports():
+    settings = _settings()
+    env.configure(
+        settings,
+        environ={
+            "DATABASE_URL": "postgres://app@127.0.0.1:8432/site",
+            "CACHE_URL": "redis://127.0.0.1:8379/0",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1, localhost",
+            "STRATA_ACCELERATORS": "http://127.0.0.1:8080,http://127.0.0.1:8081",
+            "STRATA_PURGE_SECRET": "s3cret",
+            "STRATA_EDGE_TTL": "300",
+            "STRATA_RUN_DIR": "/srv/run",
+        },
+    )
+    assert settings["DATABASES"]["default"]["HOST"] == "127.0.0.1"
+    assert settings["DATABASES"]["default"]["PORT"] == 8432
+    assert settings["CACHES"]["default"]["LOCATION"] == "redis://127.0.0.1:8379/0"
+    assert settings["ALLOWED_HOSTS"] == ["www.example.com", "127.0.0.1", "localhost"]
+    assert settings["STRATA"] == {
+        "PAGE_CACHE": {},
+        "EDGE_TTL": 300,
+        "ACCELERATORS": ["http://127.0.0.1:8080", "http://127.0.0.1:8081"],
+        "PURGE_SECRET": "s3cret",
+    }
+    assert settings["STATIC_ROOT"] == "/srv/run/static"
+
+
+def test_an_empty_accelerator_list_means_purge_nothing():
+    settings = _settings()
+    settings["STRATA"]["ACCELERATORS"] = ["http://10.0.0.5:6081"]
+    env.configure(settings, environ={"STRATA_ACCELERATORS": ""})
+    assert settings["STRATA"]["ACCELERATORS"] == []
+
+
+def test_the_settings_own_static_root_wins_over_the_run_directory():
+    settings = {**_settings(), "STATIC_ROOT": "/var/www/static"}
+    env.configure(settings, environ={"STRATA_RUN_DIR": "/srv/run"})
+    assert settings["STATIC_ROOT"] == "/var/www/static"
+
+
+def test_a_replica_brings_its_router_and_read_your_writes():
+    settings = _settings()
+    env.configure(settings, environ={"DATABASE_REPLICA_URL": "postgres://app@10.0.0.2:5432/s"})
+    assert settings["DATABASES"]["replica1"]["TEST"] == {"MIRROR": "default"}
+    assert settings["DATABASE_ROUTERS"] == ["strata.replicas.ReplicaRouter"]
+    assert settings["MIDDLEWARE"][1] == "strata.replicas.ReadYourWritesMiddleware"
+    assert settings["STRATA"]["REPLICAS"] == ["replica1"]
+
+
+def test_a_malformed_edge_ttl_is_a_configuration_error():
+    with pytest.raises(ImproperlyConfigured, match="STRATA_EDGE_TTL"):
+        env.configure(_settings(), environ={"STRATA_EDGE_TTL": "5m"})
+
+
+def test_settings_that_ignore_the_stack_get_a_warning(settings, monkeypatch):
+    from strata.checks import check_stack_environment
+
+    assert check_stack_environment() == []
+    monkeypatch.setenv("STRATA_ACCELERATORS", "http://127.0.0.1:9")
+    monkeypatch.setenv("CACHE_URL", "redis://127.0.0.1:9/0")
+    [warning] = check_stack_environment()
+    assert warning.id == "strata.W040"
+    assert "CACHE_URL, STRATA_ACCELERATORS" in warning.msg
+    settings.STRATA = {**settings.STRATA, "ACCELERATORS": ["http://127.0.0.1:9"]}
+    settings.CACHES = {"default": env.cache_from_url("redis://127.0.0.1:9/0")}
+    assert check_stack_environment() == []

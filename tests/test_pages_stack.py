@@ -341,3 +341,46 @@ def test_campaign_links_are_the_same_object_at_the_edge(stack):
         answer = anonymous.get(variant)
         assert answer.getheader("X-Cache") == "HIT", variant
         assert text(answer) == text(plain), variant
+
+
+# A messages cookie that Django's CookieStorage cannot read: nothing is shown, the request
+# is still one person's (strata.edge.policy.request_bypass_reason).
+MESSAGES = "messages=W1siX19qc29uX21lc3NhZ2UiXV0"
+
+
+def test_each_client_past_varnish_reads_its_own_x_strata_never_anothers(stack):
+    path = f"/tags/{_some_tag(stack)}/?own={uuid.uuid4().hex}"
+
+    with_messages = past_varnish(stack).get(path, headers={"Cookie": MESSAGES})
+    assert with_messages.getheader("X-Strata") == "bypass: messages cookie"
+    other_cookie = past_varnish(stack).get(path, headers={"Cookie": "foo=bar"})
+    assert other_cookie.getheader("X-Strata") == "page-miss"
+    nobody = past_varnish(stack).get(path)
+    assert nobody.getheader("X-Strata") == "page-miss"  # a variant of its own
+
+    assert (
+        past_varnish(stack).get(path, headers={"Cookie": "foo=baz"}).getheader("X-Strata")
+        == "page-hit"
+    )
+    again = past_varnish(stack).get(path, headers={"Cookie": MESSAGES})
+    assert again.getheader("X-Strata") == "bypass: messages cookie"
+
+
+def test_each_client_through_the_load_balancer_reads_its_own_x_strata_never_anothers(stack):
+    path = f"/tags/{_some_tag(stack)}/?own={uuid.uuid4().hex}"
+    reader = through_lb(stack)
+    reader.login("reader7")
+
+    with_messages = through_lb(stack).get(path, headers={"Cookie": MESSAGES})
+    assert with_messages.getheader("X-Cache") == "PASS"
+    assert with_messages.getheader("X-Strata") == "bypass: messages cookie"
+    mine = reader.get(path)  # passes Varnish too, and shares the page cache's variant
+    assert mine.getheader("X-Cache") == "PASS"
+    assert mine.getheader("X-Strata") == "page-miss"
+    filled = through_lb(stack).get(path, headers={"Cookie": "foo=bar"})  # Varnish drops foo
+    assert (filled.getheader("X-Cache"), filled.getheader("X-Strata")) == ("MISS", "page-miss")
+
+    # Varnish's copy was filled by that request; a hit says what happened to this one.
+    hit = through_lb(stack).get(path)
+    assert (hit.getheader("X-Cache"), hit.getheader("X-Strata")) == ("HIT", "edge-hit")
+    assert hit.body == filled.body

@@ -1,28 +1,22 @@
 """Settings for the newsroom demo site, read from the environment so they need no edits.
 
-``strata up`` exports ``DATABASE_URL`` (PostgreSQL) and ``CACHE_URL`` (Redis or a file
-cache) to each app server; without them the site runs on SQLite and a file cache that every
-process on the machine shares.
+``strata up`` exports where the stack runs (``DATABASE_URL``, ``CACHE_URL``, the Varnish
+nodes to purge and their secret, ...) to each app server; ``env.configure(globals())`` at
+the end reads all of it (``docs/your-site.md``). Without them the site runs on SQLite and a
+file cache that every process on the machine shares.
 
 =========================  ============================================================
-variable                   meaning (default)
+the demo's own variables   meaning (default)
 =========================  ============================================================
-``DATABASE_URL``           the database (``sqlite:///<demo>/db.sqlite3``)
-``CACHE_URL``              the default cache (``file://<demo>/.cache``)
 ``DJANGO_SECRET_KEY``      the secret key (an insecure development key)
 ``DJANGO_DEBUG``           ``1`` or ``true`` turns debugging on (off)
-``DJANGO_ALLOWED_HOSTS``   comma-separated host names (``127.0.0.1,localhost,testserver``)
-``STRATA_EDGE_TTL``        seconds a shared page may live in the accelerator (``10``)
 ``STRATA_QUERY_CACHE``     ``0`` turns Strata's ORM query cache off (on)
 ``STRATA_PAGE_CACHE``      ``0`` turns Strata's page cache off (on)
 ``STRATA_FRAGMENT_CACHE``  ``0`` turns ``{% cached %}`` blocks off (on)
-``STRATA_ACCELERATORS``    comma-separated Varnish URLs to purge after writes (none)
-``STRATA_PURGE_SECRET``    the secret those Varnish nodes expect (none)
 =========================  ============================================================
 """
 
 import os
-import warnings
 from pathlib import Path
 
 from strata import env
@@ -34,11 +28,7 @@ SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "django-insecure-newsroom-demo-key-do-not-use-in-production"
 )
 DEBUG = os.environ.get("DJANGO_DEBUG", "").strip().lower() in ("1", "true")
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
-    if host.strip()
-]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -84,16 +74,6 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-# A streaming replica (strata up --hosts runs one): reads go there, writes and the
-# reads of whoever just wrote go to the primary, and caches never store what a lagging
-# replica returned (docs/replicas.md).
-replica_url = os.environ.get("DATABASE_REPLICA_URL", "")
-if replica_url:
-    DATABASES["replica1"] = {
-        **env.database(default="", var="DATABASE_REPLICA_URL"),
-        "TEST": {"MIRROR": "default"},
-    }
-    DATABASE_ROUTERS = ["strata.replicas.ReplicaRouter"]
 # The default cache is a directory shared by every process on this machine; strata up
 # and production point CACHE_URL at Redis or Memcached.
 CACHES = {"default": env.cache(default=f"file://{BASE_DIR / '.cache'}")}
@@ -116,32 +96,21 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# WhiteNoise serves straight from the apps' static/ directories: no collectstatic needed.
+# WhiteNoise serves straight from the apps' static/ directories, with or without a
+# collectstatic; under strata up, STATIC_ROOT is the run directory's static/ (env.configure).
 WHITENOISE_USE_FINDERS = True
-# STATIC_ROOT exists only after a collectstatic, which the demo does not need.
-warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STRATA = {
-    "EDGE_TTL": int(os.environ.get("STRATA_EDGE_TTL", "10")),
+    # Writes purge Varnish at once: the lifetime only bounds what a lost purge costs.
+    "EDGE_TTL": 300,
     # The ORM query cache: on unless STRATA_QUERY_CACHE=0 (benchmarks compare both).
     "QUERY_CACHE": {"ENABLED": os.environ.get("STRATA_QUERY_CACHE", "1") != "0"},
     # Whole pages in the cache: on unless STRATA_PAGE_CACHE=0.
     "PAGE_CACHE": {"ENABLED": os.environ.get("STRATA_PAGE_CACHE", "1") != "0"},
     "FRAGMENT_CACHE": {"ENABLED": os.environ.get("STRATA_FRAGMENT_CACHE", "1") != "0"},
-    # The Varnish nodes to purge after each write, and the secret they expect
-    # (strata up exports both).
-    "ACCELERATORS": [
-        url for url in os.environ.get("STRATA_ACCELERATORS", "").split(",") if url.strip()
-    ],
-    "PURGE_SECRET": os.environ.get("STRATA_PURGE_SECRET", ""),
 }
-if replica_url:
-    STRATA["REPLICAS"] = ["replica1"]
-    STRATA["READ_YOUR_WRITES"] = 30
-    MIDDLEWARE.insert(1, "strata.replicas.ReadYourWritesMiddleware")
 
 LOGGING = {
     "version": 1,
@@ -157,3 +126,7 @@ LOGGING = {
         "strata": {"handlers": ["console"], "level": "INFO"},
     },
 }
+
+# Last: where the stack runs, from what strata up (or strata manage, strata env) exports;
+# a streaming replica (strata up --hosts) adds its alias, router and read-your-writes.
+env.configure(globals())

@@ -1,5 +1,5 @@
 """``python -m strata.cli``: the same as the ``strata`` command."""
 
-from .main import main
+from .entry import main
 
 main()

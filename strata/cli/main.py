@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .bench import bench
+from .manage import env, manage
 from .up import down, status, up
 
 
@@ -18,11 +19,16 @@ def cli() -> None:
 cli.add_command(up)
 cli.add_command(down)
 cli.add_command(status)
+cli.add_command(manage)
+cli.add_command(env)
 cli.add_command(bench)
 cli.add_command(__import__("strata.cli.check", fromlist=["check"]).check)
 cli.add_command(__import__("strata.cli.config", fromlist=["config"]).config)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point.
+
+    Every option can also come from the environment: ``STRATA_UP_PORT=9000 strata up``.
+    """
+    cli(auto_envvar_prefix="STRATA")

@@ -48,8 +48,7 @@ def _project(
     directory = (project_dir or Path.cwd()).resolve()
     if not directory.is_dir():
         raise click.UsageError(f"--project-dir {directory} is not a directory")
-    package = settings.rsplit(".", 1)[0]
-    return DjangoProject(directory, settings, wsgi or f"{package}.wsgi:application"), False
+    return DjangoProject(directory, settings, wsgi), False
 
 
 def _take_lock(run_dir: Path) -> Path:
@@ -102,7 +101,10 @@ def _fail(error: StackError) -> None:
     help="Directory of the Django project (default: the demo).",
 )
 @click.option("--settings", help="Settings module, e.g. mysite.settings.")
-@click.option("--wsgi", help="WSGI application, e.g. mysite.wsgi:application.")
+@click.option(
+    "--wsgi",
+    help="WSGI application, e.g. mysite.wsgi:application (default: the WSGI_APPLICATION setting).",
+)
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path),
@@ -191,9 +193,16 @@ def _fail(error: StackError) -> None:
 @click.option(
     "--edge-ttl",
     type=click.IntRange(0, 86400),
-    default=300,
+    default=None,
+    help="Seconds Varnish keeps a shared page (s-maxage); writes purge it at once. "
+    "Default: the settings' STRATA['EDGE_TTL'].",
+)
+@click.option(
+    "--check-path",
+    default="/",
     show_default=True,
-    help="Seconds Varnish keeps a shared page (s-maxage); writes purge it at once.",
+    help="A page that answers anonymous visitors with 2xx or 3xx: the stack is up when it "
+    "does through every entrance.",
 )
 def up(
     project_dir,
@@ -215,6 +224,7 @@ def up(
     embedded,
     seed,
     edge_ttl,
+    check_path,
 ):
     """Start the whole stack for a Django project and keep it running until Ctrl-C."""
     try:
@@ -227,6 +237,8 @@ def up(
     run_dir = run_dir.resolve()
     if loopback and not hosts:
         raise click.UsageError("--loopback goes with --hosts N")
+    if not check_path.startswith("/"):
+        raise click.UsageError(f"--check-path must start with /, not {check_path!r}")
     config = StackConfig(
         run_dir=run_dir,
         project=project,
@@ -242,6 +254,7 @@ def up(
         embedded=embedded,
         setup_commands=setup,
         edge_ttl=edge_ttl,
+        check_path=check_path,
         hosts=hosts or 0,
         namespaces=False if loopback else None,
         pgbouncer=pgbouncer or bool(hosts),
@@ -265,6 +278,8 @@ def up(
         console.print(status_table(stack))
         for layer in stack.embedded:
             console.print(f"[yellow]note[/] {layer.layer}: {layer.implementation} ({layer.reason})")
+        for note in stack.notes:
+            console.print("[yellow]note[/] " + note.replace("[", r"\["))
         console.print(
             f"\nOpen [bold]{stack.url}[/]" + (f"  or  {stack.tls_url}" if stack.tls_url else "")
         )

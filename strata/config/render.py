@@ -215,11 +215,11 @@ def _app_server_files(inventory: Inventory, app: AppServer) -> list[OutputFile]:
     site = inventory.site
     if app.kind == "gunicorn":
         template, suffix, implementation = "gunicorn.conf.py.j2", "gunicorn.conf.py", "Gunicorn"
-        wsgi_app = site.wsgi_app
     else:
         template, suffix, implementation = "uwsgi.ini.j2", "uwsgi.ini", "uWSGI"
-        module, _, callable_name = site.wsgi_app.partition(":")
-        wsgi_app = f"{module}:{callable_name or 'application'}"
+    # As under strata up: Strata's application loads the site's (STRATA_WSGI_APPLICATION,
+    # in the unit) and adds static files from STATIC_ROOT and error logging.
+    wsgi_app = "strata.stack.wsgi:application"
     config_path = f"{CONFIG_DIR}/{app.name}.{suffix}"
     config = render_template(
         template,
@@ -244,6 +244,7 @@ def _app_server_files(inventory: Inventory, app: AppServer) -> list[OutputFile]:
         settings_module=site.settings_module,
         config_dir=CONFIG_DIR,
         config_path=config_path,
+        wsgi_app=site.wsgi_app,
     )
     return [
         OutputFile(
@@ -543,6 +544,22 @@ def render_inventory(inventory: Inventory) -> Rendering:
                 f"Copy secrets.env to `{CONFIG_DIR}/secrets.env`, mode 0640, group "
                 f"{inventory.site.user}; the project is in `{inventory.site.project_dir}`, "
                 f"its virtualenv in `{inventory.site.virtualenv}`."
+            )
+            entry.files.append(
+                OutputFile(
+                    f"{CONFIG_DIR}/manage",
+                    render_template(
+                        "manage.sh.j2",
+                        site=inventory.site.name,
+                        user=inventory.site.user,
+                        config_dir=CONFIG_DIR,
+                        project_dir=inventory.site.project_dir,
+                        virtualenv=inventory.site.virtualenv,
+                    ),
+                    "management commands (createsuperuser, shell, cron jobs) with the app "
+                    "servers' settings and secrets: the production `strata manage`",
+                    mode=0o755,
+                )
             )
             names = " ".join(f"strata-{app.name}" for app in apps)
             entry.steps.append(f"`systemctl daemon-reload && systemctl enable --now {names}`")

@@ -108,9 +108,13 @@ def personal_reason(request: HttpRequest, response: HttpResponseBase) -> str | N
         return "response sets a cookie"
     if response.status_code not in _CACHEABLE_STATUS:
         return f"status {response.status_code}"
-    if getattr(response, "streaming", False):
-        return "streaming response"
     cache_control = response.get("Cache-Control", "").lower()
+    if getattr(response, "streaming", False) and not (
+        "public" in cache_control or "s-maxage" in cache_control
+    ):
+        # A stream is shared only when its view says so (WhiteNoise's static files do):
+        # nothing else of it can be inspected before it is sent.
+        return "streaming response"
     for directive in _PERSONAL_DIRECTIVES:
         if directive in cache_control:
             return f"Cache-Control: {directive}"

@@ -28,6 +28,7 @@ from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from ..conf import StrataSettings
+from ..edge.policy import request_bypass_reason
 from ..tags.naming import ALL
 from ..tags.recorder import Recorder
 from ..tags.versions import CacheUnavailable, version_store
@@ -39,8 +40,11 @@ __all__ = ["PageCache", "Outcome", "Rendered"]
 log = logging.getLogger("strata.pages")
 
 # Stored under the page key for a page that turned out personal, so that the next
-# requests render at once instead of queueing behind a lock (Varnish's hit-for-miss).
+# requests render at once instead of queueing behind a lock (Varnish's hit-for-miss: the
+# next shared answer replaces it). It is shared, so it carries no request's reason: each
+# request says why its own answer was not stored.
 _PASS = "pass"
+_PASS_MARKER = (_PASS, "")
 _PASS_TIMEOUT = 30
 _MEMO_SIZE = 10_000
 # Headers that belong to one response, not to the page.
@@ -87,11 +91,15 @@ class PageCache:
     # -- policy -------------------------------------------------------------------------
 
     def bypass_reason(self, request: HttpRequest) -> str | None:
-        """Why ``request`` cannot use the page cache at all, before any lookup."""
-        if request.method not in ("GET", "HEAD"):
-            return f"method {request.method}"
-        if "HTTP_AUTHORIZATION" in request.META:
-            return "authorization header"
+        """Why ``request`` cannot use the page cache at all, before any lookup.
+
+        A request that may not be shared (``strata.edge.policy``: a method, credentials,
+        messages waiting for this person) neither reads the cache nor leaves anything in
+        it: its reason is about the request, not the page, and must not reach another.
+        """
+        reason = request_bypass_reason(request)
+        if reason is not None:
+            return reason
         for prefix in self.conf.exclude_paths:
             if request.path.startswith(prefix):
                 return f"excluded path {prefix}"
@@ -175,8 +183,10 @@ class PageCache:
             return Outcome(rendered.response, self._bypass_word(rendered, "cache unavailable"))
 
         if entry is not None and entry[0] == _PASS:
-            rendered = render(request)
-            return Outcome(rendered.response, self._bypass_word(rendered, entry[1]))
+            # Hit-for-miss: render at once, without the lock; this answer stores itself
+            # (a shared page replaces the marker) and says its own word, never the one
+            # of the request that left the marker.
+            return self._render_and_store(request, render, key, versions, locked=False)
         if entry is not None and self._valid(entry, versions):
             if clock() < entry[1]:
                 return Outcome(self._response(request, entry), "page-hit")
@@ -293,10 +303,14 @@ class PageCache:
             # (which would also replace a stale copy still worth serving).
             return Outcome(response, f"bypass: status {response.status_code}")
         if rendered.personal is not None:
-            self._store_pass(key, rendered.personal)
+            self._store_pass(key)
             return Outcome(response, self._miss_word(rendered))
         if request.method != "GET" or not recorder.cacheable:
             return Outcome(response, self._miss_word(rendered))
+        if getattr(response, "streaming", False):
+            # A shared stream (a static file) goes to the accelerator as it is; the page
+            # cache would have to read it whole into memory first.
+            return Outcome(response, "bypass: streaming response")
         if not self.vary_on_encoding and "accept-encoding" in response.get("Vary", "").lower():
             # Compressed by the view itself: one key cannot hold both encodings.
             return Outcome(response, "bypass: Vary: Accept-Encoding without GZipMiddleware")
@@ -325,9 +339,9 @@ class PageCache:
             log.warning("strata: could not store the page %s (%s)", request.path, exc)
         return Outcome(response, "page-miss")
 
-    def _store_pass(self, key: str, reason: str) -> None:
+    def _store_pass(self, key: str) -> None:
         with suppress(Exception):
-            self.cache.set(key, (_PASS, reason), _PASS_TIMEOUT)
+            self.cache.set(key, _PASS_MARKER, _PASS_TIMEOUT)
 
     @staticmethod
     def _bypass_word(rendered: Rendered, reason: str) -> str:

@@ -20,7 +20,8 @@ class DjangoProject:
 
     directory: Path
     settings_module: str
-    wsgi_app: str  # "package.wsgi:application"
+    # "package.wsgi:application"; None: the project's WSGI_APPLICATION setting
+    wsgi_app: str | None = None
     health_path: str = "/-/health"
     env: dict[str, str] = field(default_factory=dict)
 
@@ -67,11 +68,16 @@ class AppServer(Program):
         )
 
     def wsgi_module_app(self) -> str:
-        """The WSGI application in this server's notation."""
-        return self.project.wsgi_app
+        """The WSGI application in this server's notation: always Strata's, which loads
+        the project's (``--wsgi`` or ``WSGI_APPLICATION``) and adds static files and
+        error logging (:mod:`strata.stack.wsgi`)."""
+        return "strata.stack.wsgi:application"
 
     def env(self) -> dict[str, str]:
-        return self.project.environment(STRATA_SERVER_NAME=self.name)
+        extra = {"STRATA_SERVER_NAME": self.name}
+        if self.project.wsgi_app:
+            extra["STRATA_WSGI_APPLICATION"] = self.project.wsgi_app
+        return self.project.environment(**extra)
 
     def cwd(self) -> Path:
         return self.project.directory
@@ -123,10 +129,6 @@ class UWSGI(AppServer):
     implementation = "uWSGI"
     template = "uwsgi.ini.j2"
     config_name = "uwsgi.ini"
-
-    def wsgi_module_app(self) -> str:
-        module, _, app = self.project.wsgi_app.partition(":")
-        return f"{module}:{app or 'application'}"
 
     def _binary(self) -> str:
         beside = Path(sys.executable).with_name("uwsgi")

@@ -23,6 +23,7 @@ from .appserver import APP_SERVERS, DjangoProject
 from .errors import StackError
 from .haproxy import HAProxy
 from .hosts import Host, HostNetwork, LoopbackHosts, make_hosts
+from .inspection import ProjectFacts, inspect_project
 from .memcached import Memcached
 from .pgbouncer import PgBouncer, find_pgbouncer
 from .ports import EPHEMERAL_START, port_is_free
@@ -33,7 +34,11 @@ from .redis import Redis
 from .tls import ensure_self_signed_pem
 from .varnish import Backend, Varnish, xkey_available
 
-__all__ = ["StackConfig", "Stack", "demo_project"]
+__all__ = ["StackConfig", "Stack", "demo_project", "ENVIRONMENT_FILE", "read_environment"]
+
+ENVIRONMENT_FILE = "environment.json"
+"""In the run directory (mode 0600, it holds the purge secret): what a process of the
+site needs to reach this stack, for ``strata manage`` and ``strata env``."""
 
 log = logging.getLogger("strata.stack")
 
@@ -85,11 +90,7 @@ def demo_project() -> DjangoProject:
             f"the demo site is not at {directory}; install Strata from its repository "
             "(pip install -e .) or pass --project-dir and --settings",
         )
-    return DjangoProject(
-        directory=directory,
-        settings_module="newsroom_site.settings",
-        wsgi_app="newsroom_site.wsgi:application",
-    )
+    return DjangoProject(directory=directory, settings_module="newsroom_site.settings")
 
 
 @dataclass
@@ -111,7 +112,8 @@ class StackConfig:
     tls: bool = False
     allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
     setup_commands: list[list[str]] = field(default_factory=lambda: [["migrate", "--noinput"]])
-    edge_ttl: int = 300
+    edge_ttl: int | None = None  # exported as STRATA_EDGE_TTL; None: the settings' own
+    check_path: str = "/"  # must answer 2xx or 3xx through every entrance before "up"
     # Several hosts (0: everything on ``host``): two load balancers, ``hosts`` accelerator
     # hosts and app hosts, one cache host (or ``hosts`` memcached nodes), one database host.
     hosts: int = 0
@@ -194,6 +196,8 @@ class Stack:
                 )
             )
         self.embedded: list[EmbeddedLayer] = []
+        self.notes: list[str] = []  # for the person who started it: what is not served
+        self.facts: ProjectFacts | None = None
         self.started: list[Program] = []
         self.purge_secret = ""
         self._plan()
@@ -337,9 +341,10 @@ class Stack:
             **({"DATABASE_REPLICA_URL": self.replica.url} if self.replica else {}),
             "DJANGO_ALLOWED_HOSTS": ",".join(cfg.allowed_hosts),
             "STRATA_RUN_DIR": str(run),
-            "STRATA_EDGE_TTL": str(cfg.edge_ttl),
             "STRATA_PURGE_SECRET": self.purge_secret,
         }
+        if cfg.edge_ttl is not None:
+            project_env["STRATA_EDGE_TTL"] = str(cfg.edge_ttl)
         self.config.project.env.update(project_env)
 
         server_class = APP_SERVERS[cfg.app_server]
@@ -517,6 +522,8 @@ class Stack:
         """
         say = progress or (lambda message: None)
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        say("reading the project's settings")
+        self._read_project()
         try:
             if self.network is not None:
                 say(f"making {len(self.network.hosts)} hosts")
@@ -526,7 +533,7 @@ class Stack:
             for program in [p for p in (*databases, *self.caches) if p]:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
-            for args in self.config.setup_commands:
+            for args in self._setup_commands():
                 say(f"running manage.py {' '.join(args)}")
                 # No accelerator runs yet, and each starts empty: there is nothing to
                 # purge, and every write's purge would fail and retry into the log.
@@ -550,18 +557,55 @@ class Stack:
             raise
         self.write_state()
 
+    def _read_project(self) -> None:
+        """Refuse a project that cannot be served; take its health path; note what of
+        it the stack will not serve (static files without a ``STATIC_ROOT``)."""
+        self.facts = facts = inspect_project(
+            self.config.project, self.config.allowed_hosts, self.run_dir / "logs" / "manage.log"
+        )
+        self.config.project.health_path = facts.health_path
+        for program in [*self.accelerators, *self.load_balancers]:
+            program.health_path = facts.health_path
+        self.notes += facts.warnings
+        if facts.static_url.startswith("/") and facts.static_url != "/":
+            for accelerator in self.accelerators:
+                accelerator.static_prefix = facts.static_url
+        if facts.staticfiles and not facts.static_root:
+            self.notes.append(
+                "static files are not served: the settings set no STATIC_ROOT "
+                "(strata.env.configure(globals()) puts it in the run directory)"
+            )
+        elif facts.static_root and not (facts.serves_static or facts.whitenoise):
+            self.notes.append(
+                f"static files under {facts.static_url} are not served: install whitenoise "
+                '(pip install "django-strata[stack]")'
+            )
+
+    def _setup_commands(self) -> list[list[str]]:
+        """The configured commands (``migrate`` ...), and ``collectstatic`` where the
+        settings give it a ``STATIC_ROOT``: a manifest storage without its manifest
+        makes every page that uses ``{% static %}`` a 500."""
+        commands = list(self.config.setup_commands)
+        if self.facts is not None and self.facts.collects_static:
+            commands.append(["collectstatic", "--noinput", "--verbosity", "0"])
+        return commands
+
     def _start_and_wait(self, program: Program) -> None:
         program.start()
         self.started.append(program)
         program.wait_ready()
 
     def _check_end_to_end(self, timeout: float = 20.0) -> None:
-        """Wait until GET / answers through the load balancer and through every accelerator.
+        """Wait until the check path answers 2xx or 3xx through the load balancer and
+        through every accelerator.
 
         Each Varnish node probes the app-server pool, which HAProxy (started after it)
-        serves: until its probes pass again, a node answers 503 on its own.
+        serves: until its probes pass again, a node answers 503 on its own, so a 5xx is
+        asked again until ``timeout``. A 4xx is the project's answer: the start fails at
+        once, with the reason the response and the app log give.
         """
         deadline = time.monotonic() + timeout
+        path = self.config.check_path
         entrances = [(lb.host, lb.port) for lb in self.load_balancers]
         entrances = entrances or [(self.config.host, self.config.port)]
         entrances += [(v.host, v.port) for v in self.accelerators]
@@ -570,25 +614,70 @@ class Stack:
             while True:
                 self._fail_if_one_exited()
                 try:
-                    answer = http_get(host, port, "/", timeout=10)
-                    if answer.status < 500:
+                    answer = http_get(host, port, path, timeout=10)
+                    if answer.status < 400:
                         break
                     last = f"status {answer.status}"
+                    if answer.status < 500:
+                        raise StackError(
+                            "stack",
+                            f"GET {path} through {host}:{port} answered {answer.status}: "
+                            f"{self._why(answer, path)}",
+                        )
                 except OSError as exc:
                     last = str(exc)
                 if time.monotonic() > deadline:
                     logs = ", ".join(str(p.log_path) for p in self.app_servers[:1])
                     # With DEBUG off, a project without LOGGING logs no traceback.
-                    replayed = self._replay_error("/") if last.startswith("status 5") else ""
+                    replayed = self._replay_error(path) if last.startswith("status 5") else ""
                     if replayed:
                         last += f"; in manage.py shell: {replayed}"
                         logs += f", {self.run_dir / 'logs' / 'manage.log'}"
                     raise StackError(
-                        "stack", f"GET / through {host}:{port} failed ({last}); see {logs}"
+                        "stack", f"GET {path} through {host}:{port} failed ({last}); see {logs}"
                     )
                 time.sleep(0.2)
         for balancer in self.load_balancers:
             self._wait_accelerators_up(balancer, deadline)
+
+    def _why(self, answer, path: str) -> str:
+        """A 4xx in words: who answered (``X-Strata``), the app log's last warning, and
+        what to change."""
+        said = answer.headers.get("x-strata", "")
+        server = answer.headers.get("x-strata-server", "")
+        if said:
+            reason = f"X-Strata: {said}"
+        elif server:
+            reason = f"Django's answer ({server})"
+        else:
+            reason = "not Django's answer (no X-Strata-Server header)"
+        logged = self._last_app_log_warning()
+        if logged:
+            reason += f"; app log: {logged}"
+        if answer.status == 400:
+            hint = (
+                f"add {', '.join(self.config.allowed_hosts)} to ALLOWED_HOSTS, or end the "
+                "settings with strata.env.configure(globals()) (it reads DJANGO_ALLOWED_HOSTS)"
+            )
+        else:
+            hint = (
+                f"{path} does not answer anonymous visitors with a page; name one that "
+                "does with --check-path"
+            )
+        return f"{reason} — {hint}"
+
+    def _last_app_log_warning(self) -> str:
+        """The last WARNING or ERROR line of the first app server's log, if any."""
+        if not self.app_servers:
+            return ""
+        try:
+            lines = self.app_servers[0].log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for line in reversed(lines[-200:]):
+            if " WARNING " in line or " ERROR " in line or "Invalid HTTP_HOST" in line:
+                return line.strip()[:300]
+        return ""
 
     def _fail_if_one_exited(self) -> None:
         """Raise for a started program that has exited since it passed its probe: the
@@ -672,9 +761,8 @@ class Stack:
                 self.network.remove()
             except Exception as exc:
                 errors.append(StackError("network", f"could not remove the hosts: {exc}"))
-        state = self.run_dir / "state.json"
-        if state.exists():
-            state.unlink()
+        for name in ("state.json", ENVIRONMENT_FILE):
+            (self.run_dir / name).unlink(missing_ok=True)
         return errors
 
     def restart(self, program: Program) -> None:
@@ -743,3 +831,24 @@ class Stack:
             "database_url": self.config.project.env.get("DATABASE_URL", ""),
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
+        self._write_environment()
+
+    def _write_environment(self) -> None:
+        project = self.config.project
+        full = project.environment()
+        names = [*project.env, "DJANGO_SETTINGS_MODULE", "PYTHONPATH"]
+        record = {
+            "directory": str(project.directory),
+            "python": sys.executable,
+            "environment": {name: full[name] for name in names if name in full},
+        }
+        path = self.run_dir / ENVIRONMENT_FILE
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(record, indent=2))
+
+
+def read_environment(run_dir: Path) -> dict:
+    """What :meth:`Stack.write_state` recorded for the stack running in ``run_dir``:
+    ``directory`` (the project's), ``python`` and ``environment``."""
+    return json.loads((run_dir / ENVIRONMENT_FILE).read_text())

@@ -107,6 +107,7 @@ class Varnish(Program):
         self.ignored_parameters = ignored_parameters
         self.vcl_path = run_dir / "config" / f"{name}.vcl"
         self.work_dir = run_dir / name
+        self.static_prefix = ""  # STATIC_URL when the app servers serve static files
 
     def version(self) -> str:
         return program_version(
@@ -131,6 +132,7 @@ class Varnish(Program):
             grace=self.grace,
             refresh_grace=self.refresh_grace,
             hole_prefix=re.escape(self.hole_prefix),
+            static_prefix=re.escape(self.static_prefix),
             ignored_parameters_regex=ignored_parameters_regex(self.ignored_parameters),
             esi=True,
         )

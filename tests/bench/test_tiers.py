@@ -17,7 +17,7 @@ def test_the_four_tiers_carry_the_seeds_targets_in_its_order():
 @pytest.mark.parametrize(
     "headers, answered",
     [
-        ({"X-Cache": "HIT", "X-Strata": "page-hit"}, True),
+        ({"X-Cache": "HIT", "X-Strata": "edge-hit"}, True),
         ({"x-cache": " HIT "}, True),  # header names are case-insensitive, values trimmed
         ({"X-Cache": "MISS", "X-Strata": "page-hit"}, False),  # Django's page cache answered
         ({"X-Cache": "PASS"}, False),

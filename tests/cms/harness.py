@@ -34,7 +34,7 @@ from ..stackutil import (
     submit_form,
 )
 from ..suites.venvs import strata_wheel, suite_venv
-from .wagtail_site import SETTINGS, WSGI, build_site, manage
+from .wagtail_site import SETTINGS, build_site
 
 __all__ = [
     "WAGTAIL",
@@ -102,10 +102,18 @@ class CmsStack:
         return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
 
     def manage(self, args: list[str], **extra: str) -> str:
-        """``manage.py args`` against the stack, with the app servers' environment."""
-        return manage(
-            str(self.bin_dir / "python"), self.site, args, {**self.app_environment(), **extra}
+        """``strata manage args``: the venv's own command, the app servers' environment."""
+        result = subprocess.run(
+            [str(self.bin_dir / "strata"), "manage", "--run-dir", str(self.run_dir), *args],
+            cwd=self.site,
+            env={**_clean_environment(), **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
         )
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result.stdout
 
     def layers(self) -> dict[str, str]:
         """Each layer's implementation, as ``strata status`` shows it."""
@@ -141,19 +149,27 @@ def cms_stack(bin_dir: Path, purges: bool = True) -> Iterator[CmsStack]:
 
 
 def _up(bin_dir: Path, site: Path) -> tuple[subprocess.Popen, Path, int, dict]:
-    """Start ``strata up`` for ``site`` on a free block of ports; wait until it serves.
+    """``strata up`` for the CMS site: two app servers, pages cached 300 s at the edge."""
+    options = ["--no-seed", "--edge-ttl", "300", "--app-servers", "2", "--workers", "2"]
+    return strata_up(bin_dir, site, SETTINGS, options)
+
+
+def strata_up(
+    bin_dir: Path, site: Path, settings: str, options: list[str], app_servers: int = 4
+) -> tuple[subprocess.Popen, Path, int, dict]:
+    """Start ``<bin_dir>/strata up`` for ``site`` on a free block of ports; wait until it
+    serves; return the process, its run directory, its port and its state.
 
     Tried again once on other ports when one was taken meanwhile (other stacks start
     on this machine too: a port free at the check can be taken before it is bound).
     """
     for attempt in range(2):
-        run_dir, port = make_run_dir(), free_base_port()
+        run_dir, port = make_run_dir(), free_base_port(app_servers=app_servers)
         with open(run_dir / "strata-up.out", "wb") as output:
             process = subprocess.Popen(
                 [str(bin_dir / "strata"), "up", "--project-dir", str(site)]
-                + ["--settings", SETTINGS, "--wsgi", WSGI, "--port", str(port)]
-                + ["--run-dir", str(run_dir), "--no-seed", "--edge-ttl", "300"]
-                + ["--app-servers", "2", "--workers", "2"],
+                + ["--settings", settings, "--port", str(port), "--run-dir", str(run_dir)]
+                + options,
                 cwd=site,
                 env=_clean_environment(),
                 stdin=subprocess.DEVNULL,
@@ -163,7 +179,8 @@ def _up(bin_dir: Path, site: Path) -> tuple[subprocess.Popen, Path, int, dict]:
         try:
             return process, run_dir, port, _wait_until_serving(process, run_dir)
         except AssertionError:
-            _stop(process, run_dir)
+            with contextlib.suppress(AssertionError):
+                _stop(process, run_dir)
             taken = "already in use" in _output(run_dir)
             remove_run_dir(run_dir)
             if attempt or not taken:

@@ -16,10 +16,10 @@ Before each change, the pages it must change are Varnish hits (``X-Cache: HIT``)
 after the writes' second purge (``PURGE_DELAY`` later) is over, so that a fresh answer
 after the change can only come from the change's own purge.
 
-What a user must do that ``strata up`` does not: ``manage.py collectstatic`` before
-``strata up`` (Wagtail's production settings use ``ManifestStaticFilesStorage``: without
-its manifest every page is a 500), and a superuser (``createsuperuser --noinput`` here,
-with the environment the app servers got).
+What a user must do that ``strata up`` does not: a superuser (``strata manage
+createsuperuser --noinput`` here). ``strata up`` runs ``collectstatic`` itself (Wagtail's
+production settings use ``ManifestStaticFilesStorage``: without its manifest every page
+is a 500).
 
 These assertions can fail: ``STRATA_CMS_NO_PURGES=1`` runs the same tests with a site
 that purges no accelerator (``STRATA["ACCELERATORS"] = []``; Django's page cache is still

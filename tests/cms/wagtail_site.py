@@ -5,10 +5,9 @@
 page in a data migration. What a user then adds, and nothing more:
 
 - ``cmssite/settings/strata.py``: production settings (DEBUG off, the manifest static
-  storage) with the stack's addresses from ``DATABASE_URL``/``CACHE_URL``, ``ALLOWED_HOSTS``
-  from ``DJANGO_ALLOWED_HOSTS``, ``"strata"`` in ``INSTALLED_APPS``, ``StrataMiddleware``
-  first, and ``STRATA`` read from what ``strata up`` exports to its app servers
-  (``STRATA_ACCELERATORS``, ``STRATA_PURGE_SECRET``, ``STRATA_EDGE_TTL``);
+  storage), ``"strata"`` in ``INSTALLED_APPS``, ``StrataMiddleware`` first, Strata's
+  caches on, and ``env.configure(globals())`` last, which reads what ``strata up``
+  exports (database, cache, allowed hosts, the accelerators and their secret);
 - ``path("-/", include("strata.urls"))`` before Wagtail's catch-all URL;
 - ``{% wagtailuserbar %}`` (it reads ``request.user`` on every page, so every page would be
   personal and never shared) moved into a personal hole, ``{% personal %}``: anonymous
@@ -16,10 +15,9 @@ page in a data migration. What a user then adds, and nothing more:
   their userbar through ESI;
 - a page type of its own, ``ArticlePage(Page)`` (multi-table inheritance, like
   ``HomePage``), its template, and a home page that lists its live children;
-- ``makemigrations`` and ``collectstatic``: with DEBUG off the manifest storage needs
-  ``staticfiles.json``, or every page that uses ``{% static %}`` is a 500. Nobody serves
-  ``/static/`` (no web server or WhiteNoise in front): pages still render, the admin
-  is unstyled, which form posts do not mind.
+- ``makemigrations`` for the page type. ``strata up`` runs ``collectstatic`` (the
+  manifest storage needs ``staticfiles.json`` with DEBUG off) and serves ``STATIC_ROOT``
+  with WhiteNoise.
 """
 
 from __future__ import annotations
@@ -44,23 +42,13 @@ from strata import env
 from .production import *  # noqa: F403
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "cmssite-under-strata-not-a-real-secret")
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost").split(",")
-    if host.strip()
-]
-DATABASES = {"default": env.database(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}  # noqa: F405
-CACHES = {"default": env.cache(default=f"file://{BASE_DIR / 'cache'}")}  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "strata"]  # noqa: F405
 MIDDLEWARE = ["strata.middleware.StrataMiddleware", *MIDDLEWARE]  # noqa: F405
-STRATA = {
-    "QUERY_CACHE": {},
-    "PAGE_CACHE": {},
-    "FRAGMENT_CACHE": {},
-    "ACCELERATORS": [u for u in os.environ.get("STRATA_ACCELERATORS", "").split(",") if u],
-    "PURGE_SECRET": os.environ.get("STRATA_PURGE_SECRET", ""),
-    "EDGE_TTL": int(os.environ.get("STRATA_EDGE_TTL", "300")),
-}
+STRATA = {"QUERY_CACHE": {}, "PAGE_CACHE": {}, "FRAGMENT_CACHE": {}}
+# Outside the stack (makemigrations), a cache every process here shares; strata up: Redis.
+CACHES = {"default": env.cache_from_url(f"file://{BASE_DIR / 'cache'}")}  # noqa: F405
+
+env.configure(globals())
 '''
 
 _ARTICLE_MODEL = '''
@@ -161,7 +149,6 @@ def build_site(venv_bin: Path, parent: Path) -> Path:
     python = str(venv_bin / "python")
     build_env = {"DATABASE_URL": f"sqlite:///{parent / 'build.sqlite3'}"}
     manage(python, directory, ["makemigrations", "home", "--noinput"], build_env)
-    manage(python, directory, ["collectstatic", "--noinput", "-v", "0"], build_env)
     return directory
 
 

@@ -27,6 +27,7 @@ EXPECTED = {
             f"etc/strata/app{i}.{'uwsgi.ini' if i == 4 else 'gunicorn.conf.py'}",
             f"etc/systemd/system/strata-app{i}.service",
             "etc/strata/strata_settings.py",
+            "etc/strata/manage",
         ]
         for i in (1, 2, 3, 4)
     },
@@ -382,3 +383,17 @@ def test_memcached_needs_no_password(tmp_path):
     settings = (tmp_path / "out/hosts/web/etc/strata/strata_settings.py").read_text()
     assert "STRATA_REDIS_PASSWORD" not in settings
     assert "strata-auth.conf" not in "\n".join(rendering.hosts[0].steps)
+
+
+def test_each_app_host_runs_management_commands_as_its_app_servers_do(rendered):
+    out, _, _ = rendered
+    manage = out / "hosts/app1/etc/strata/manage"
+    assert manage.stat().st_mode & 0o111, "executable"
+    text = manage.read_text()
+    unit = (out / "hosts/app1/etc/systemd/system/strata-app1.service").read_text()
+    assert "export DJANGO_SETTINGS_MODULE=strata_settings" in text
+    assert "Environment=DJANGO_SETTINGS_MODULE=strata_settings" in unit
+    pythonpath = re.search(r"Environment=PYTHONPATH=(\S+)", unit)[1]
+    assert f"export PYTHONPATH={pythonpath}" in text
+    assert ". /etc/strata/secrets.env" in text  # the units' EnvironmentFile
+    assert "EnvironmentFile=/etc/strata/secrets.env" in unit

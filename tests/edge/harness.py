@@ -2,8 +2,10 @@
 
 The origin's pages carry the ``xkey`` tags named in their query string
 (``/page?xkey=a+b``), live ``?ttl=N`` seconds (``s-maxage``, default 300), say how
-often they were fetched, and answer 503 while ``Origin.failing`` is set (its health
-probe still answers). ``X-Cache`` tells whether Varnish answered from its cache.
+often they were fetched (in the body and, as the app's word for that one request, in
+``X-Strata``), are ``private`` while their path is in ``Origin.personal``, and answer 503
+while ``Origin.failing`` is set (its health probe still answers). ``X-Cache`` tells
+whether Varnish answered from its cache.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Origin:
         self.port = port
         self.fetches: Counter[str] = Counter()
         self.failing = False
+        self.personal: set[str] = set()
         self._lock = threading.Lock()
         origin = self
 
@@ -103,7 +106,12 @@ class Origin:
                 tags = query.get("xkey", [""])[0]
                 ttl = query.get("ttl", ["300"])[0]
                 body = f"{url.path} fetch {count}".encode()
-                self._answer(body, {"Cache-Control": f"public, s-maxage={ttl}", "xkey": tags})
+                if self.path in origin.personal:
+                    cache_control = "private"
+                else:
+                    cache_control = f"public, s-maxage={ttl}"
+                headers = {"Cache-Control": cache_control, "xkey": tags}
+                self._answer(body, {**headers, "X-Strata": f"fetch {count}"})
 
             def _answer(self, body: bytes, headers: dict[str, str], status: int = 200) -> None:
                 self.send_response(status)

@@ -13,10 +13,12 @@ import re
 import pytest
 from django.core.cache import caches
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from strata.conf import strata_settings
+from strata.middleware import StrataMiddleware
 from strata.pages import cache as page_cache
 from strata.pages.keys import page_key
 from strata.querycache.control import caching_disabled
@@ -130,6 +132,44 @@ def test_requests_with_authorization_never_touch_the_page_cache(newsroom, anon):
     assert "private" in response.headers["Cache-Control"]
 
 
+MESSAGES = "messages=W1siX19qc29uX21lc3NhZ2UiXV0"  # Django's cookie storage
+
+
+def test_a_request_with_messages_never_touches_the_page_cache_nor_speaks_for_others(newsroom, anon):
+    first = get(anon, "/articles/a1/", HTTP_COOKIE=MESSAGES)
+    assert strata(first) == "bypass: messages cookie"
+    assert "private" in first.headers["Cache-Control"]
+    assert caches[strata_settings().cache_alias].get(_key("/articles/a1/", MESSAGES)) is None
+
+    other = get(Client(), "/articles/a1/", HTTP_COOKIE="foo=bar")  # the same page key
+    assert strata(other) == "page-miss"
+    assert strata(get(Client(), "/articles/a1/", HTTP_COOKIE="foo=baz")) == "page-hit"
+    assert strata(get(Client(), "/articles/a1/")) == "page-miss"  # nobody's own variant
+    # The stored page is not handed to the person whose messages wait to be shown.
+    assert strata(get(Client(), "/articles/a1/", HTTP_COOKIE=MESSAGES)) == "bypass: messages cookie"
+
+
+def test_a_page_personal_for_one_reader_never_tells_the_next_reader_their_reason(clean_cache):
+    def view(request):
+        response = HttpResponse(b"<p>the same page</p>")
+        if request.COOKIES.get("who") == "ann":
+            response["Cache-Control"] = "private"  # for ann only
+        return response
+
+    middleware = StrataMiddleware(view)
+    path = "/conditionally-private/"
+
+    def answer(cookie: str):
+        return middleware(RequestFactory().get(path, HTTP_COOKIE=cookie))
+
+    assert answer("who=ann")["X-Strata"] == "bypass: Cache-Control: private"
+    # Ann's answer left a pass marker under the key; bob's answer is his own, and shared.
+    bob = answer("who=bob")
+    assert bob["X-Strata"] == "page-miss"
+    assert "public" in bob["Cache-Control"]
+    assert answer("who=cid")["X-Strata"] == "page-hit"  # it replaced the marker
+
+
 def test_posts_are_never_served_from_the_cache(newsroom):
     ann = logged_in(newsroom.ann)
     get(ann, "/articles/a1/")
@@ -234,11 +274,10 @@ def test_losing_the_versions_never_brings_an_old_page_back(newsroom, anon):
     assert "after" in response.content.decode()
 
 
-def _key(path: str) -> str:
+def _key(path: str, cookie: str = "") -> str:
     conf = strata_settings().page_cache
-    return page_key(
-        RequestFactory().get(path), conf.ignored_parameters, conf.max_query_string, False
-    )
+    request = RequestFactory().get(path, **({"HTTP_COOKIE": cookie} if cookie else {}))
+    return page_key(request, conf.ignored_parameters, conf.max_query_string, False)
 
 
 def test_a_response_that_sets_a_cookie_is_never_stored(newsroom, anon):

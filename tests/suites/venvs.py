@@ -1,7 +1,8 @@
 """Strata as a user installs it: a wheel, in a virtualenv of the suite's own.
 
-The wheel is built from a copy of the working tree (setuptools would leave ``build/``
-in the repository), once per content of ``strata/`` and ``pyproject.toml``. Each app gets
+The sdist and the wheel are built as a release is (``python -m build``: the sdist, then
+the wheel from the sdist) from a copy of the working tree (setuptools would leave
+``build/`` in the repository), once per content of what goes into the sdist. Each app gets
 a virtualenv under ``.strata/suites/venv-<Django major>/<app>/`` (apps pin conflicting
 releases: Wagtail 8 needs django-treebeard below 6), created and filled once: a stamp
 file records what was installed, and only a changed wheel is installed again.
@@ -15,21 +16,42 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .sdist import REPO, suites_dir
 
-__all__ = ["strata_wheel", "suite_venv"]
+__all__ = ["Distributions", "strata_distributions", "strata_wheel", "suite_venv"]
+
+DEFAULT_EXTRAS = "stack,redis,postgres"
+"""The wheel's extras in a suite's venv: the command line, Redis and PostgreSQL clients."""
 
 PIP_TIMEOUT = 1200
 """Seconds one pip install may take (from scratch, Wagtail's dependencies take ~1 min)."""
 
+SDIST_FILES = ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md")
+SDIST_TREES = ("strata", "docs")
+"""What ``MANIFEST.in`` may take into the sdist: the copy that is built holds only these."""
+
+
+@dataclass(frozen=True)
+class Distributions:
+    """The release files of the working tree's Strata."""
+
+    sdist: Path
+    wheel: Path
+
+
+def _sources() -> list[Path]:
+    files = [REPO / name for name in SDIST_FILES]
+    for tree in SDIST_TREES:
+        files += sorted(p for p in (REPO / tree).rglob("*") if p.is_file() and _packaged(p))
+    return files
+
 
 def _source_digest() -> str:
     digest = hashlib.sha256()
-    files = [REPO / "pyproject.toml", REPO / "README.md"]
-    files += sorted(p for p in (REPO / "strata").rglob("*") if p.is_file() and _packaged(p))
-    for path in files:
+    for path in _sources():
         digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -38,52 +60,85 @@ def _packaged(path: Path) -> bool:
     return "__pycache__" not in path.parts and path.suffix != ".pyc"
 
 
-def strata_wheel() -> Path:
-    """The wheel of the working tree's Strata, built when its sources changed."""
+def strata_distributions() -> Distributions:
+    """The sdist and the wheel of the working tree, built when their sources changed.
+
+    ``python -m build`` makes the sdist, then the wheel from the unpacked sdist, each in
+    an isolated environment with the build requirements of ``pyproject.toml``: a file
+    that ``MANIFEST.in`` leaves out of the sdist is missing from the wheel too.
+    """
     target = suites_dir() / "wheels" / _source_digest()
-    wheels = sorted(target.glob("django_strata-*.whl"))
-    if wheels:
-        return wheels[0]
+    found = _distributions_in(target)
+    if found:
+        return found
     with tempfile.TemporaryDirectory(prefix="strata-wheel-") as tmp:
         source = Path(tmp) / "src"
         source.mkdir()
-        for name in ("pyproject.toml", "README.md"):
+        for name in SDIST_FILES:
             shutil.copy2(REPO / name, source / name)
-        shutil.copytree(
-            REPO / "strata", source / "strata", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        for tree in SDIST_TREES:
+            shutil.copytree(
+                REPO / tree, source / tree, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         built = Path(tmp) / "dist"
         _run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(built), "."],
+            [sys.executable, "-m", "build", "--outdir", str(built), "."],
             cwd=source,
             timeout=300,
         )
         target.mkdir(parents=True, exist_ok=True)
-        for wheel in built.glob("django_strata-*.whl"):
-            shutil.move(str(wheel), target / wheel.name)
-    return sorted(target.glob("django_strata-*.whl"))[0]
+        for path in [*built.glob("django_strata-*.tar.gz"), *built.glob("django_strata-*.whl")]:
+            shutil.move(str(path), target / path.name)
+    found = _distributions_in(target)
+    if found is None:
+        raise RuntimeError(f"python -m build left no sdist and wheel in {target}")
+    return found
 
 
-def suite_venv(name: str, django: str, requirements: list[str], wheel: Path) -> Path:
+def _distributions_in(directory: Path) -> Distributions | None:
+    sdists = sorted(directory.glob("django_strata-*.tar.gz"))
+    wheels = sorted(directory.glob("django_strata-*.whl"))
+    return Distributions(sdists[0], wheels[0]) if sdists and wheels else None
+
+
+def strata_wheel() -> Path:
+    """The wheel of the working tree's Strata, built when its sources changed."""
+    return strata_distributions().wheel
+
+
+def suite_venv(
+    name: str, django: str, requirements: list[str], wheel: Path, extras: str = DEFAULT_EXTRAS
+) -> Path:
     """The python of ``name``'s venv holding Django ``django``, ``requirements`` and ``wheel``.
 
-    Created (or created again) when the requirements changed; the wheel is installed
-    again when it changed. Returns the venv's ``bin/python``.
+    The wheel is installed with ``extras`` (``""``: the Django app alone, as
+    ``pip install django-strata`` gives it). Created (or created again) when the
+    requirements changed; the wheel is installed again when it changed. Returns the
+    venv's ``bin/python``.
     """
     venv = suites_dir() / f"venv-{django.split('.')[0]}" / name
     python = venv / "bin" / "python"
     stamp = venv / ".strata-suite-stamp.json"
-    wanted = {"django": django, "requirements": sorted(requirements), "python": sys.version}
+    wanted = {
+        "django": django,
+        "requirements": sorted(requirements),
+        "extras": extras,
+        "python": sys.version,
+    }
     installed = _read_stamp(stamp)
+    # A stamp from before extras could be chosen: the default ones (the new wheel that
+    # came with this change installs the stack extra below).
+    installed.setdefault("extras", DEFAULT_EXTRAS)
+    strata = f"{wheel}[{extras}]" if extras else str(wheel)
     if {key: installed.get(key) for key in wanted} != wanted or not python.exists():
         shutil.rmtree(venv, ignore_errors=True)
         _run([sys.executable, "-m", "venv", str(venv)], timeout=300)
-        _pip(python, [f"{wheel}[redis,postgres]", f"Django=={django}", *requirements])
+        _pip(python, [strata, f"Django=={django}", *requirements])
         installed = dict(wanted)
     elif installed.get("wheel") != wheel.name + wheel.parent.name:
         # Same version number, new contents: pip would call it satisfied.
         _pip(python, ["--force-reinstall", "--no-deps", str(wheel)])
-        _pip(python, [f"{wheel}[redis,postgres]", f"Django=={django}"])
+        _pip(python, [strata, f"Django=={django}"])
     installed["wheel"] = wheel.name + wheel.parent.name
     stamp.write_text(json.dumps(installed, indent=1))
     return python

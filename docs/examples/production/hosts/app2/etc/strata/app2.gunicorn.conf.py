@@ -16,7 +16,7 @@ proc_name = "strata-app2"
 # user; none is needed under systemd (older versions ignore this unknown setting).
 control_socket_disable = True
 chdir = "/srv/newsroom/demo"
-wsgi_app = "newsroom_site.wsgi:application"
+wsgi_app = "strata.stack.wsgi:application"
 accesslog = None
 errorlog = "-"
 loglevel = "warning"

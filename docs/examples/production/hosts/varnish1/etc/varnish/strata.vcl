@@ -278,6 +278,15 @@ sub vcl_deliver {
     } else {
         set resp.http.X-Cache = req.http.X-Cache;
     }
+    # The copy keeps the X-Strata the app gave the request that fetched it (page-miss,
+    # page-hit); a hit is another client's request, and says what happened to it.
+    if (req.http.X-Cache == "HIT" && !obj.uncacheable) {
+        if (obj.ttl < 0s) {
+            set resp.http.X-Strata = "edge-stale";
+        } else {
+            set resp.http.X-Strata = "edge-hit";
+        }
+    }
     set resp.http.X-Cache-Hits = obj.hits;
     # Tags are for the accelerator only.
     unset resp.http.xkey;

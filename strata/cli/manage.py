@@ -1,0 +1,96 @@
+"""``strata manage`` and ``strata env``: reach the running stack from outside it.
+
+A management command, a cron job or an import script must see the stack exactly as the
+app servers do: the same database and cache, and the Varnish nodes to purge after each
+write with their secret. Both commands read what ``strata up`` recorded in the run
+directory (``environment.json``, mode 0600).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import click
+
+from ..stack.process import pid_alive
+from ..stack.stack import read_environment
+
+__all__ = ["manage", "env"]
+
+RUN_DIR = click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".strata"),
+    show_default=True,
+    help="The run directory of the stack (strata up --run-dir).",
+)
+
+
+def running_environment(run_dir: Path) -> dict:
+    """The recorded environment of the stack running in ``run_dir``, or a clear error."""
+    run_dir = run_dir.resolve()
+    try:
+        pid = int((run_dir / "strata-up.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if not pid or not pid_alive(pid):
+        raise click.ClickException(
+            f"no stack is running for {run_dir}; start it with `strata up` "
+            "(or name its run directory with --run-dir)"
+        )
+    try:
+        return read_environment(run_dir)
+    except (OSError, ValueError):
+        raise click.ClickException(
+            f"the stack of {run_dir} is still starting; try again when `strata up` prints its URL"
+        ) from None
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@RUN_DIR
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
+def manage(run_dir, args):
+    """Run a Django management command against the running stack.
+
+    The command gets exactly the app servers' environment: `strata manage
+    createsuperuser`, `strata manage shell`, `strata manage import_feed x.csv`. Writes
+    purge Varnish as the app servers' do.
+    """
+    recorded = running_environment(run_dir)
+    environment = {**os.environ, **recorded["environment"]}
+    python = recorded["python"]
+    os.chdir(recorded["directory"])
+    os.execve(python, [python, "-m", "django", *args], environment)
+
+
+@click.command()
+@RUN_DIR
+@click.option(
+    "--format",
+    "style",
+    type=click.Choice(["shell", "systemd", "json"]),
+    default="shell",
+    show_default=True,
+    help="export lines for a shell or a cron job, an EnvironmentFile for a systemd unit, or JSON.",
+)
+def env(run_dir, style):
+    """Print the app servers' environment: `eval "$(strata env)"` in a shell."""
+    recorded = running_environment(run_dir)
+    variables = recorded["environment"]
+    if style == "json":
+        click.echo(json.dumps(recorded, indent=2))
+        return
+    click.echo(f"# the stack of {run_dir.resolve()}; run commands in {recorded['directory']}")
+    click.echo(f"# with {recorded['python']} -m django ...")
+    for name, value in sorted(variables.items()):
+        if style == "shell":
+            click.echo(f"export {name}={shlex.quote(value)}")
+        else:
+            click.echo(f'{name}="{_systemd_escape(value)}"')
+
+
+def _systemd_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,1 @@
+"""The tutorial docs/your-site.md, followed word for word."""
