@@ -26,6 +26,7 @@ variable                    what it sets
 
 The system check ``strata.W040`` warns when one of them is set but the settings ended
 up ignoring it (a settings module that never calls :func:`configure`, or overrides it).
+(``docs/design.md``, "One environment for every process of a site".)
 
 The two readers below also work on their own::
 

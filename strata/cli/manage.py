@@ -3,7 +3,8 @@
 A management command, a cron job or an import script must see the stack exactly as the
 app servers do: the same database and cache, and the Varnish nodes to purge after each
 write with their secret. Both commands read what ``strata up`` recorded in the run
-directory (``environment.json``, mode 0600).
+directory (``environment.json``, mode 0600). ``docs/design.md``, "One environment for
+every process of a site".
 """
 
 from __future__ import annotations

@@ -185,8 +185,9 @@ class PageCache:
         if entry is not None and entry[0] == _PASS:
             # Hit-for-miss: render at once, without the lock; this answer stores itself
             # (a shared page replaces the marker) and says its own word, never the one
-            # of the request that left the marker.
-            return self._render_and_store(request, render, key, versions, locked=False)
+            # of the request that left the marker (which stays until it expires: a
+            # personal answer does not write it again).
+            return self._render_and_store(request, render, key, versions, locked=False, marked=True)
         if entry is not None and self._valid(entry, versions):
             if clock() < entry[1]:
                 return Outcome(self._response(request, entry), "page-hit")
@@ -285,25 +286,35 @@ class PageCache:
         return None
 
     def _render_and_store(
-        self, request: HttpRequest, render, key: str, versions: dict, *, locked: bool
+        self,
+        request: HttpRequest,
+        render,
+        key: str,
+        versions: dict,
+        *,
+        locked: bool,
+        marked: bool = False,
     ) -> Outcome:
         # "*" was read before the view ran: a page depends on everything-invalidations.
         seed = {ALL: versions[ALL]} if versions.get(ALL) else None
         try:
             rendered = render(request, seed=seed)
-            return self._store(request, rendered, key)
+            return self._store(request, rendered, key, marked)
         finally:
             if locked:
                 self._unlock(key)
 
-    def _store(self, request: HttpRequest, rendered: Rendered, key: str) -> Outcome:
+    def _store(
+        self, request: HttpRequest, rendered: Rendered, key: str, marked: bool = False
+    ) -> Outcome:
         response, recorder = rendered.response, rendered.recorder
         if response.status_code >= 500:
             # An error says nothing about the page: store neither it nor a "pass" marker
             # (which would also replace a stale copy still worth serving).
             return Outcome(response, f"bypass: status {response.status_code}")
         if rendered.personal is not None:
-            self._store_pass(key)
+            if not marked:
+                self._store_pass(key)
             return Outcome(response, self._miss_word(rendered))
         if request.method != "GET" or not recorder.cacheable:
             return Outcome(response, self._miss_word(rendered))

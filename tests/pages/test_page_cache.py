@@ -170,6 +170,31 @@ def test_a_page_personal_for_one_reader_never_tells_the_next_reader_their_reason
     assert answer("who=cid")["X-Strata"] == "page-hit"  # it replaced the marker
 
 
+def test_a_pass_marker_is_written_once_not_by_every_personal_answer(clean_cache, monkeypatch):
+    from django.core.cache import caches
+
+    def view(request):
+        response = HttpResponse(b"<p>for you</p>")
+        response["Cache-Control"] = "private"
+        return response
+
+    middleware = StrataMiddleware(view)
+    cache = caches[middleware.conf.cache_alias]
+    written = []
+    real_set = type(cache).set
+
+    def counting_set(self, key, value, *args, **kwargs):
+        if value == ("pass", ""):
+            written.append(key)
+        return real_set(self, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(type(cache), "set", counting_set)
+    for _ in range(5):
+        answer = middleware(RequestFactory().get("/for-you/", HTTP_COOKIE="sessionid=x"))
+        assert answer["X-Strata"] == "bypass: Cache-Control: private"
+    assert len(written) == 1
+
+
 def test_posts_are_never_served_from_the_cache(newsroom):
     ann = logged_in(newsroom.ann)
     get(ann, "/articles/a1/")
