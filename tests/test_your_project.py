@@ -198,6 +198,8 @@ def test_management_commands_reach_the_running_stack_and_only_that(project):
         assert exported.returncode == 0, exported.stderr
         assert f"export DATABASE_URL=sqlite:///{database}" in exported.stdout
         assert "export DJANGO_SETTINGS_MODULE=mysite.settings" in exported.stdout
+        unit = up.strata("env", "--format", "systemd").stdout  # an EnvironmentFile
+        assert f'DATABASE_URL="sqlite:///{database}"' in unit
         shell = up.strata(
             "manage",
             "shell",
