@@ -105,7 +105,10 @@ class Topology:
                 f"port {s}\nbind {LOOPBACK}\ndaemonize no\ndir {self.run_dir}\n"
                 f"logfile {self.run_dir / 'sentinel.log'}\n"
                 f"sentinel monitor {SERVICE} {LOOPBACK} {a} 1\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                # Every failover here is asked for (SENTINEL FAILOVER); one the Sentinel
+                # started itself, because a server busy with a full resync or a restart
+                # missed its pings for a second, would swap the roles under a test.
+                f"sentinel down-after-milliseconds {SERVICE} 5000\n"
                 f"sentinel failover-timeout {SERVICE} 3000\n"
             )
             self.sentinel = Server("sentinel", self.run_dir, s, [binary, str(conf), "--sentinel"])
@@ -195,18 +198,38 @@ class Topology:
         instead of after ``down-after-milliseconds``. Without ``crash`` the old primary
         stays up, and a primary, until :meth:`reattach`.
         """
+        # A Sentinel refuses a failover while its last one is still reconfiguring replicas
+        # (up to failover-timeout): "INPROG Failover already in progress".
+        self.wait_for_failover_end()
         self.catch_up()  # what it lost is what a test cut off, not replication lag
         old, new = self.primary(), self.replica()
         if crash:
             old.process.kill()
             old.process.wait(5)
-        self.sentinel.client.sentinel_failover(SERVICE)
+        try:
+            self.sentinel.client.sentinel_failover(SERVICE)
+        except redis.ResponseError as error:
+            # The Sentinel saw the killed primary down (down-after-milliseconds) and began
+            # the same failover itself: one replica, so it promotes the same server.
+            if "INPROG" not in str(error):
+                raise
         poll(lambda: self.primary() is new, 15, f"Sentinel to name {new.name}")
         poll(lambda: new.role() == "master", 15, f"{new.name} promoted")
         if crash:
             self._restart(old, "--replicaof", LOOPBACK, str(new.port))
             self.reattach(old)
         return new
+
+    def wait_for_failover_end(self) -> None:
+        """Until the Sentinel has no failover of the service under way."""
+        poll(
+            lambda: (
+                "failover_in_progress"
+                not in str(self.sentinel.client.sentinel_masters()[SERVICE]["flags"])
+            ),
+            15,
+            "the Sentinel's failover to end",
+        )
 
     def reattach(self, old: Server) -> None:
         """Make ``old`` a replica of the primary (what the Sentinel does seconds later)."""
@@ -219,8 +242,12 @@ class Topology:
             f"{old.name} replicating from {new.name}",
         )
         self.wait_for_sentinel()
+        self.wait_for_failover_end()
 
     def stop(self) -> None:
         for server in reversed(self.servers):
             server.stop()
+        if os.environ.get("STRATA_KEEP_RUN_DIR"):
+            print(f"kept the Sentinel topology's directory {self.run_dir}")
+            return
         shutil.rmtree(self.run_dir, ignore_errors=True)
