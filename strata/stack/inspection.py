@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import StackError
 
-__all__ = ["ProjectFacts", "inspect_project"]
+__all__ = ["ProjectFacts", "inspect_project", "serves_static_itself"]
 
 MARKER = "STRATA-FACTS "
 MIDDLEWARE = "strata.middleware.StrataMiddleware"
@@ -33,7 +33,6 @@ class ProjectFacts:
     serves_static: bool = False  # the project's own WhiteNoise middleware
     whitenoise: bool = False  # importable, so strata.stack.wsgi can serve STATIC_ROOT
     health_path: str = "/-/health"
-    disallowed_hosts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # each makes the stack useless
     warnings: list[str] = field(default_factory=list)  # system checks strata.W040 and such
 
@@ -79,6 +78,11 @@ def inspect_project(
     return facts
 
 
+def serves_static_itself(middleware: list[str]) -> bool:
+    """The project runs WhiteNoise's middleware (it serves ``STATIC_ROOT`` itself)."""
+    return any("whitenoise" in name.lower() for name in middleware)
+
+
 def _facts(hosts: list[str]) -> ProjectFacts:
     """In the project's Python: read its settings (nothing touches the database)."""
     import django
@@ -90,7 +94,7 @@ def _facts(hosts: list[str]) -> ProjectFacts:
         static_root=str(settings.STATIC_ROOT or ""),
         static_url=str(settings.STATIC_URL or ""),
         staticfiles="django.contrib.staticfiles" in settings.INSTALLED_APPS,
-        serves_static=any("whitenoise" in name.lower() for name in settings.MIDDLEWARE),
+        serves_static=serves_static_itself(settings.MIDDLEWARE),
     )
     try:
         import whitenoise  # noqa: F401
@@ -101,11 +105,11 @@ def _facts(hosts: list[str]) -> ProjectFacts:
     allowed = settings.ALLOWED_HOSTS
     if not allowed and settings.DEBUG:
         allowed = [".localhost", "127.0.0.1", "[::1]"]  # what Django allows then
-    facts.disallowed_hosts = [host for host in hosts if not validate_host(host, allowed)]
-    if facts.disallowed_hosts:
+    disallowed = [host for host in hosts if not validate_host(host, allowed)]
+    if disallowed:
         facts.problems.append(
             f"ALLOWED_HOSTS ({', '.join(allowed) or 'empty'}) does not allow "
-            f"{', '.join(facts.disallowed_hosts)}: every request would be a 400. Add them, "
+            f"{', '.join(disallowed)}: every request would be a 400. Add them, "
             "or end the settings with strata.env.configure(globals()), which adds the hosts "
             "strata up exports in DJANGO_ALLOWED_HOSTS"
         )

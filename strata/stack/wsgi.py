@@ -20,6 +20,8 @@ import re
 import sys
 from importlib import import_module
 
+from .inspection import serves_static_itself
+
 __all__ = ["application", "load_application", "HASHED_NAME"]
 
 HASHED_NAME = re.compile(r"\.[0-9a-f]{12}\.[^./]+$")
@@ -67,7 +69,7 @@ def _with_static_files(app, settings):
     root, url = settings.STATIC_ROOT, settings.STATIC_URL or ""
     if not root or not url.startswith("/"):
         return app  # nothing collected, or the files live on another host (a CDN)
-    if any("whitenoise" in name.lower() for name in settings.MIDDLEWARE):
+    if serves_static_itself(settings.MIDDLEWARE):
         return app
     try:
         from whitenoise import WhiteNoise
