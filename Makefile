@@ -17,9 +17,10 @@ test: bootstrap lint ## the whole test suite: Django 5.2 here, then Django 6.1 o
 lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bootstrap:
 	scripts/bootstrap.sh
 
 clean:
-	rm -rf .strata .pytest_cache .ruff_cache
+	rm -rf .strata .pytest_cache .ruff_cache .mypy_cache

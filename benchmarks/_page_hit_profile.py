@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import pstats
-import sys
 import time
 from pathlib import Path
+
+from _common import wsgi_environ
 
 # (category, markers in a function's file name or, for built-ins, in its name); first match.
 CATEGORIES = [
@@ -35,28 +35,6 @@ CATEGORIES = [
 ]
 
 
-def environ_for(path: str, host: str) -> dict:
-    """A WSGI environ like the one Gunicorn builds for ``GET path``."""
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": host,
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": host,
-        "HTTP_USER_AGENT": "page-cache-peers",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-
-
 def call(application, path: str, host: str) -> tuple[str, dict, int]:
     """One request through the WSGI application: status, headers, body size."""
     seen: dict = {}
@@ -64,7 +42,9 @@ def call(application, path: str, host: str) -> tuple[str, dict, int]:
     def start_response(status, headers, exc_info=None):
         seen["status"], seen["headers"] = status, dict(headers)
 
-    result = application(environ_for(path, host), start_response)
+    result = application(
+        wsgi_environ(path, host, HTTP_USER_AGENT="page-cache-peers"), start_response
+    )
     try:
         size = sum(len(chunk) for chunk in result)
     finally:

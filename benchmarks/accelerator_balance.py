@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import RESULTS, machine, use_repository, write_results
+
+use_repository()
 
 from strata.stack.stack import Stack  # noqa: E402
-from tests.stackutil import demo_stack  # noqa: E402
+from strata.stack.varnish import varnish_counters  # noqa: E402
+from tests.helpers import demo_stack  # noqa: E402
 
 THREADS = 4
 
@@ -95,20 +94,12 @@ def drive(host: str, port: int, sequence: list[str]) -> dict:
     }
 
 
-def varnish_counter(stack: Stack, field: str) -> list[int]:
-    values = []
-    for node in stack.accelerators:
-        if not node.running():
-            values.append(0)
-            continue
-        out = subprocess.run(
-            ["varnishstat", "-n", str(node.work_dir), "-1", "-f", field],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        values.append(int(out.stdout.split()[1]) if out.stdout.split() else 0)
-    return values
+def varnish_counter(stack: Stack, name: str) -> list[int]:
+    """The Varnish counter ``MAIN.<name>`` of each node (0 for a node that is stopped)."""
+    return [
+        varnish_counters(node.work_dir, [name])[name] if node.running() else 0
+        for node in stack.accelerators
+    ]
 
 
 def measure(balance: str, requests: int, page_count: int, seed: int) -> dict:
@@ -118,19 +109,17 @@ def measure(balance: str, requests: int, page_count: int, seed: int) -> dict:
         # Crawled past Varnish (the app pool's port), so the nodes start empty.
         paths = pages(host, config.port_of("pool"), page_count)
         sequence = traffic(paths, requests, seed)
-        fetches_before = sum(varnish_counter(stack, "MAIN.backend_req"))
+        fetches_before = sum(varnish_counter(stack, "backend_req"))
         both = drive(host, port, sequence)
-        both["app_server_requests"] = sum(varnish_counter(stack, "MAIN.backend_req")) - (
-            fetches_before
-        )
-        both["objects_per_node"] = varnish_counter(stack, "MAIN.n_object")
+        both["app_server_requests"] = sum(varnish_counter(stack, "backend_req")) - (fetches_before)
+        both["objects_per_node"] = varnish_counter(stack, "n_object")
 
         stack.accelerators[1].stop()
         time.sleep(3)  # the load balancer marks it down
-        fetches_before = sum(varnish_counter(stack, "MAIN.backend_req"))
+        fetches_before = sum(varnish_counter(stack, "backend_req"))
         one_down = drive(host, port, sequence)
         one_down["app_server_requests"] = (
-            sum(varnish_counter(stack, "MAIN.backend_req")) - fetches_before
+            sum(varnish_counter(stack, "backend_req")) - fetches_before
         )
         return {
             "balance": balance,
@@ -158,8 +147,8 @@ def main() -> None:
             f"one node down: hit ratio {down['hit_ratio']:.1%}, "
             f"app-server requests {down['app_server_requests']}"
         )
-    out = REPO / "benchmarks" / "results" / "accelerator_balance.json"
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "results": results}, indent=2))
+    out = RESULTS / "accelerator_balance.json"
+    write_results(out, {"command": " ".join(sys.argv), "machine": machine(), "results": results})
     print(f"JSON: {out}")
 
 

@@ -29,15 +29,16 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import RESULTS, machine, require_program, use_repository, write_results
 
-from strata.bench.wrk import run_wrk, wrk_available  # noqa: E402
+use_repository()
+
+from strata.bench.stats import percentile  # noqa: E402
+from strata.bench.wrk import run_wrk  # noqa: E402
 from strata.stack.hosts import namespaces_available  # noqa: E402
-from tests.multihost.helpers import an_article, as_sent, post_comment  # noqa: E402
-from tests.stackutil import Client, demo_stack  # noqa: E402
+from tests.helpers import Client, demo_stack  # noqa: E402
+from tests.scenarios.multihost.helpers import an_article, as_sent, post_comment  # noqa: E402
 
 CONNECTIONS = 16
 
@@ -106,11 +107,6 @@ def purge_windows(stack, writes: int) -> list[float]:
     return windows
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def measure(name: str, options: dict, seconds: int, writes: int) -> dict:
     with demo_stack(**options) as stack:
         lb = stack.load_balancer
@@ -138,8 +134,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--writes", type=int, default=40)
     args = parser.parse_args()
-    if not wrk_available():
-        sys.exit("wrk is not installed (scripts/bootstrap.sh installs it)")
+    require_program("wrk")
     available, reason = namespaces_available()
     several = {"hosts": 2, "workers": 2, "pgbouncer": True}  # as strata up --hosts 2 runs
     if not available:
@@ -162,8 +157,8 @@ def main() -> None:
             ),
         },
     }
-    out = REPO / "benchmarks" / "results" / "hosts_compare.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    report["machine"] = machine()
+    write_results(RESULTS / "hosts_compare.json", report)
     print(json.dumps(report["ratios (several / one)"]))
 
 

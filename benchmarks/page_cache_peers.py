@@ -26,13 +26,9 @@ Writes ``benchmarks/results/page_cache_peers.json`` with the machine's descripti
 from __future__ import annotations
 
 import argparse
-import hashlib
-import http.client
 import json
 import os
-import platform
 import random
-import re
 import secrets
 import shutil
 import statistics
@@ -42,93 +38,53 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import suppress
-from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
-import django
 import psycopg
 import redis
 from rich.console import Console
 from rich.table import Table
 
+from strata.bench.stats import percentile
 from strata.bench.wrk import run_wrk
-from strata.stack.appserver import DjangoProject, Gunicorn
-from strata.stack.ports import port_is_free
-from strata.stack.stack import Stack, StackConfig, demo_project
+from strata.edge.outcomes import Outcome
+from strata.httpclient import Session, csrf_token
+from strata.stack.ports import free_port
+from strata.stack.stack import Stack
+from strata.stack.varnish import varnish_counters
+
+# The script's directory is on sys.path when it runs: the shared modules are siblings.
+from _app_peers import (  # isort: skip
+    CONNECTIONS,
+    HOST,
+    PEERS,
+    SITE_HOST,
+    THREADS,
+    Answer,
+    Connection,
+    Peer,
+    capture_pages,
+    check_bytes,
+    check_django_hit,
+    check_strata_hit,
+    check_varnish_hit,
+    children_cpu_seconds,
+    cpu_seconds,
+    process_tree,
+    redis_counters,
+    site_pages,
+    start_peer,
+    store_django_pages,
+)
+from _common import machine, start_demo_stack, write_results  # isort: skip
 
 console = Console(highlight=False, width=180)
 HERE = Path(__file__).resolve().parent
-HOST = "127.0.0.1"
-# Varnish strips the port from Host: requests straight to an app server send the same
-# Host, so that they share the page cache's entries with the accelerator's misses.
-SITE_HOST = {"Host": HOST}
-CONNECTIONS, THREADS = 8, 2
-DJANGO_CACHE_SECONDS = 3600  # CACHE_MIDDLEWARE_SECONDS in peer_settings/django_cache_*
-TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
-# -- small HTTP client ------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    """One response: status, headers (lower-case names), body and seconds it took."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    seconds: float
-    raw_headers: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-class Connection:
-    """A keep-alive HTTP/1.1 connection to one address, reopened when the server closed it."""
-
-    def __init__(self, host: str, port: int, timeout: float = 30):
-        self.host, self.port, self.timeout = host, port, timeout
-        self._conn: http.client.HTTPConnection | None = None
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Answer:
-        """Send one request; an idempotent one is retried once on a dropped connection."""
-        attempts = 2 if method in ("GET", "HEAD") else 1
-        for attempt in range(attempts):
-            if self._conn is None or method not in ("GET", "HEAD"):
-                self.close()
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            started = time.perf_counter()
-            try:
-                self._conn.request(method, path, body=body, headers=headers or {})
-                response = self._conn.getresponse()
-                data = response.read()
-            except (http.client.HTTPException, ConnectionError):
-                self.close()
-                if attempt + 1 == attempts:
-                    raise
-                continue
-            seconds = time.perf_counter() - started
-            raw = response.getheaders()
-            if response.will_close:
-                self.close()
-            return Answer(response.status, {k.lower(): v for k, v in raw}, data, seconds, raw)
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+# -- readers and their forms ------------------------------------------------------------
 
 
 def form_post(conn: Connection, path: str, fields: dict[str, str], cookies: str) -> Answer:
@@ -153,324 +109,30 @@ class Reader:
 
 def log_in(host: str, port: int, username: str, article: str) -> Reader:
     """Log in through the load balancer; take a form token from ``article`` (an ESI hole)."""
-    conn = Connection(host, port)
-    jar: dict[str, str] = {}
-
-    def keep(answer: Answer) -> Answer:
-        for name, value in answer.raw_headers:
-            if name.lower() == "set-cookie":
-                key, _, rest = value.partition("=")
-                jar[key.strip()] = rest.split(";", 1)[0]
-        return answer
-
-    def cookies() -> str:
-        return "; ".join(f"{k}={v}" for k, v in jar.items())
-
-    page = keep(conn.request("GET", "/accounts/login/"))
+    session = Session(host, port, timeout=30)
+    page = session.get("/accounts/login/")
     fields = {
         "username": username,
         "password": "newsroom",
-        "csrfmiddlewaretoken": TOKEN_RE.search(page.text).group(1),
+        "csrfmiddlewaretoken": csrf_token(page.text) or "",
     }
-    answer = keep(form_post(conn, "/accounts/login/", fields, cookies()))
-    if answer.status != 302 or "sessionid" not in jar:
+    answer = session.post_form("/accounts/login/", fields)
+    if answer.status != 302 or "sessionid" not in session.cookies:
         raise SystemExit(f"could not log in as {username}: {answer.status}")
-    page = keep(conn.request("GET", article, headers={"Cookie": cookies()}))
-    found = TOKEN_RE.search(page.text)
-    conn.close()
-    if found is None:
+    token = csrf_token(session.get(article).text)
+    session.close()
+    if token is None:
         raise SystemExit(f"no CSRF token in {article} for {username} (ESI hole not filled?)")
-    return Reader(username, cookies(), found.group(1))
-
-
-# -- the stack and the machine -----------------------------------------------------------
-
-
-def start_stack(run_dir: Path, port: int) -> Stack:
-    """The default stack on the demo site, seeded (5000 articles, 50000 comments)."""
-    stack = Stack(
-        StackConfig(
-            run_dir=run_dir,
-            project=demo_project(),
-            port=port,
-            setup_commands=[["migrate", "--noinput"], ["seed_newsroom", "--if-empty"]],
-        )
-    )
-    stack.start(progress=lambda message: console.print(f"  {message}"))
-    return stack
-
-
-def machine_description(stack: Stack) -> dict:
-    """CPU count, platform, Python, Django and each program of the stack with its version."""
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "programs": [
-            {"layer": row.layer, "implementation": row.implementation, "version": row.version}
-            for row in stack.status_rows()
-        ],
-        "stack": {
-            "app_server": stack.config.app_server,
-            "app_servers": stack.config.app_servers,
-            "workers_each": stack.config.workers,
-            "pool": stack.config.pool,
-            "cache": stack.config.cache,
-            "edge_ttl": stack.config.edge_ttl,
-        },
-    }
+    cookies = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    return Reader(username, cookies, token)
 
 
 def load_average() -> float:
+    """The load average over the last minute."""
     return round(os.getloadavg()[0], 2)
 
 
-def free_port(start: int) -> int:
-    for port in range(start, start + 50):
-        if port_is_free(HOST, port):
-            return port
-    raise SystemExit(f"no free port from {start}")
-
-
-def site_pages(database_url: str) -> dict[str, list[str]]:
-    """Slugs of every article (newest first), tag and author, read straight from PostgreSQL."""
-    with psycopg.connect(database_url) as conn:
-        articles = conn.execute(
-            "SELECT slug FROM newsroom_article ORDER BY published_at DESC, id DESC"
-        ).fetchall()
-        tags = conn.execute("SELECT slug FROM newsroom_tag ORDER BY id").fetchall()
-        authors = conn.execute("SELECT slug FROM newsroom_author ORDER BY id").fetchall()
-    return {
-        "articles": [row[0] for row in articles],
-        "tags": [row[0] for row in tags],
-        "authors": [row[0] for row in authors],
-    }
-
-
-def redis_counters(client: redis.Redis) -> dict[str, int]:
-    """Commands processed and key hits/misses so far."""
-    stats = client.info("stats")
-    return {
-        "commands": stats["total_commands_processed"],
-        "hits": stats["keyspace_hits"],
-        "misses": stats["keyspace_misses"],
-    }
-
-
-def varnish_counters(stack: Stack) -> dict[str, int]:
-    """A few of Varnish's counters (varnishstat), for the replay's share of backend work."""
-    names = ["client_req", "cache_hit", "cache_hit_grace", "cache_miss", "s_pass", "esi_req"]
-    names += ["backend_req"]
-    out = subprocess.run(
-        ["varnishstat", "-n", str(stack.accelerators[0].work_dir), "-1", "-j"]
-        + [arg for name in names for arg in ("-f", f"MAIN.{name}")],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    counters = json.loads(out.stdout).get("counters", {})
-    return {name: counters.get(f"MAIN.{name}", {}).get("value", 0) for name in names}
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """The ``share`` percentile (0..1) by nearest rank; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
-
-
 # -- 1. page-cache hit against its peers ---------------------------------------------------
-
-
-@dataclass
-class Peer:
-    """One way of answering a cached page, run as its own app server (or the stack's)."""
-
-    key: str
-    label: str
-    settings_module: str | None = None  # None: the stack's own app server (demo settings)
-    wsgi_app: str = "newsroom_site.wsgi:application"
-    health_path: str = "/-/health"
-    kind: str = "django"  # strata | django | bytes
-
-
-PEERS = [
-    Peer("strata", "Strata page cache (demo settings)", kind="strata"),
-    Peer(
-        "django_documented",
-        "Django cache, documented place (Update first, Fetch last)",
-        "peer_settings.django_cache_documented",
-    ),
-    Peer(
-        "django_after_strata",
-        "Django cache just inside StrataMiddleware",
-        "peer_settings.django_cache_after_strata",
-    ),
-    Peer(
-        "django_alone",
-        "Django cache, no Strata middleware",
-        "peer_settings.django_cache_alone",
-        health_path="/",
-    ),
-    Peer(
-        "bytes",
-        "bare WSGI app: same bytes from memory",
-        wsgi_app="_bytes_wsgi:application",
-        kind="bytes",
-    ),
-]
-
-
-def start_peer(stack: Stack, peer: Peer, port: int, pages_file: Path) -> Gunicorn:
-    """A Gunicorn app server like the stack's own, running ``peer`` beside it."""
-    env = dict(stack.config.project.env)
-    if peer.kind == "bytes":
-        project = DjangoProject(
-            directory=HERE,
-            settings_module="newsroom_site.settings",  # unused by the bare app
-            wsgi_app=peer.wsgi_app,
-            health_path=peer.health_path,
-            env={"STRATA_BENCH_PAGES": str(pages_file)},
-        )
-    else:
-        env["PYTHONPATH"] = str(HERE)  # for peer_settings; the demo comes first
-        project = DjangoProject(
-            directory=stack.config.project.directory,
-            settings_module=peer.settings_module,
-            wsgi_app=peer.wsgi_app,
-            health_path=peer.health_path,
-            env=env,
-        )
-    server = Gunicorn(f"peer-{peer.key}", stack.run_dir, HOST, port, project, stack.config.workers)
-    server.start()
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:16]
-
-
-def check_strata_hit(port: int, path: str) -> dict:
-    """Two GETs; the second must say ``X-Strata: page-hit``."""
-    conn = Connection(HOST, port)
-    conn.request("GET", path, headers=SITE_HOST)
-    answer = conn.request("GET", path, headers=SITE_HOST)
-    conn.close()
-    hit = answer.status == 200 and answer.headers.get("x-strata") == "page-hit"
-    tags = len(answer.headers.get("xkey", "").split())
-    return {
-        "status": answer.status,
-        "serves_hits": hit,
-        "evidence": f"X-Strata: {answer.headers.get('x-strata')}; {tags} tags",
-        "tags": tags,
-        "body_bytes": len(answer.body),
-        "body_sha256": body_digest(answer.body),
-    }
-
-
-def store_django_pages(port: int, paths: list[str]) -> None:
-    """One GET per page: Django's cache stores it (if it does at all)."""
-    conn = Connection(HOST, port)
-    for path in paths:
-        conn.request("GET", path, headers=SITE_HOST)
-    conn.close()
-
-
-def check_django_hit(port: int, path: str) -> dict:
-    """A GET at least a second after the page was stored.
-
-    Django's cache stamps ``Expires`` when it stores a page and serves that header
-    unchanged: an ``Expires`` more than a second short of ``Date`` + the cache lifetime
-    means the response came from the cache, so the view did not run.
-    """
-    conn = Connection(HOST, port)
-    answer = conn.request("GET", path, headers=SITE_HOST)
-    conn.close()
-    expires, date = answer.headers.get("expires"), answer.headers.get("date")
-    hit = False
-    if expires and date:
-        age = (
-            parsedate_to_datetime(date).timestamp()
-            + DJANGO_CACHE_SECONDS
-            - parsedate_to_datetime(expires).timestamp()
-        )
-        hit = answer.status == 200 and age >= 1
-        evidence = f"Expires frozen {age:.0f} s ago"
-    else:
-        evidence = f"no Expires; Cache-Control: {answer.headers.get('cache-control')}"
-    return {
-        "status": answer.status,
-        "serves_hits": hit,
-        "evidence": evidence,
-        "body_bytes": len(answer.body),
-        "body_sha256": body_digest(answer.body),
-    }
-
-
-def check_bytes(port: int, path: str) -> dict:
-    conn = Connection(HOST, port)
-    answer = conn.request("GET", path, headers=SITE_HOST)
-    conn.close()
-    return {
-        "status": answer.status,
-        "serves_hits": answer.status == 200,
-        "evidence": "from memory",
-        "body_bytes": len(answer.body),
-        "body_sha256": body_digest(answer.body),
-    }
-
-
-def capture_pages(port: int, paths: list[str], out: Path) -> None:
-    """Save the pages as Strata's page cache serves them, for the bare WSGI app."""
-    skip = {"server", "date", "connection", "content-length", "transfer-encoding"}
-    pages = {}
-    conn = Connection(HOST, port)
-    for path in paths:
-        answer = conn.request("GET", path, headers=SITE_HOST)
-        pages[path] = {
-            "status": f"{answer.status} OK",
-            "headers": [(k, v) for k, v in answer.raw_headers if k.lower() not in skip],
-            "body": answer.body.decode("latin-1"),
-        }
-    conn.close()
-    out.write_text(json.dumps(pages))
-
-
-def process_tree(pid: int | None) -> list[int]:
-    """``pid`` and every process below it (an app server's master and its workers)."""
-    pids, todo = [], [pid] if pid else []
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            with suppress(OSError):
-                todo += [int(child) for child in children.read_text().split()]
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time the processes have used so far (all their threads)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    """CPU time of this process's finished children (wrk, once ``run_wrk`` waited for it)."""
-    times = os.times()
-    return times.children_user + times.children_system
 
 
 @dataclass
@@ -545,23 +207,6 @@ def profile_hit(stack: Stack, peer: Peer, path: str, run_dir: Path, requests: in
     return json.loads(out.read_text())
 
 
-def check_varnish_hit(port: int, path: str) -> dict:
-    """Anonymous GETs through the load balancer until Varnish answers ``X-Cache: HIT``."""
-    conn = Connection(HOST, port)
-    for _ in range(5):
-        answer = conn.request("GET", path, headers=SITE_HOST)
-        if answer.headers.get("x-cache") == "HIT":
-            break
-    conn.close()
-    return {
-        "status": answer.status,
-        "serves_hits": answer.status == 200 and answer.headers.get("x-cache") == "HIT",
-        "evidence": f"X-Cache: {answer.headers.get('x-cache')}; holes filled",
-        "body_bytes": len(answer.body),
-        "body_sha256": body_digest(answer.body),
-    }
-
-
 def measure_strata(stack: Stack, pages: dict[str, str], meter: Meter, args) -> dict:
     """Strata's page-cache hit straight to the stack's first app server and via the pool."""
     app, redis_pid = stack.app_servers[0], stack.cache.pid
@@ -608,7 +253,7 @@ def measure_peer(
     stack: Stack, peer: Peer, pages: dict[str, str], meter: Meter, args, pages_file: Path
 ) -> dict:
     """One peer in an app server of its own: check that it serves hits, then wrk each page."""
-    port = free_port(stack.config.port + 150)
+    port = free_port()
     server = start_peer(stack, peer, port, pages_file)
     entry: dict = {"label": peer.label, "pages": {}}
     peer_meter = replace(meter, groups={"app": [server.pid], "redis": [stack.cache.pid]})
@@ -838,7 +483,14 @@ def replay(
     return records, time.monotonic() - started
 
 
-LAYERS = ["varnish", "page-hit", "page-stale", "rendered", "bypass", "error"]
+LAYERS = [
+    "varnish",
+    Outcome.PAGE_HIT.value,
+    Outcome.PAGE_STALE.value,
+    "rendered",
+    "bypass",
+    "error",
+]
 
 
 def layer_of(record: Record) -> str:
@@ -847,8 +499,8 @@ def layer_of(record: Record) -> str:
         return "error"
     if record.x_cache == "HIT":
         return "varnish"
-    if record.x_strata in ("page-hit", "page-stale", "page-miss"):
-        return "rendered" if record.x_strata == "page-miss" else record.x_strata
+    if record.x_strata in (Outcome.PAGE_HIT, Outcome.PAGE_STALE, Outcome.PAGE_MISS):
+        return "rendered" if record.x_strata == Outcome.PAGE_MISS else str(record.x_strata)
     if record.x_strata.startswith("bypass"):
         return "bypass"
     return "error"
@@ -880,16 +532,31 @@ def summarize(records: list[Record]) -> dict:
     }
 
 
+# Varnish's counters around the replay, for its share of backend work.
+REPLAY_COUNTERS = [
+    "client_req",
+    "cache_hit",
+    "cache_hit_grace",
+    "cache_miss",
+    "s_pass",
+    "esi_req",
+    "backend_req",
+]
+
+
 def measure_replay(stack: Stack, site: dict, readers: list[Reader], args) -> dict:
     """Section 2: the replay through the load balancer, summarised per class of traffic."""
     plan = ReplayPlanner(site, len(readers), args.seed).plan(args.replay)
     cache = redis.Redis.from_url(stack.cache.url)
-    varnish_before, redis_before = varnish_counters(stack), redis_counters(cache)
+    varnish_dir = stack.accelerators[0].work_dir
+    varnish_before = varnish_counters(varnish_dir, REPLAY_COUNTERS)
+    redis_before = redis_counters(cache)
     load_before = load_average()
     records, seconds = replay(
         HOST, stack.config.port, plan, readers, args.replay_threads, args.replay_limit
     )
-    varnish_after, redis_after = varnish_counters(stack), redis_counters(cache)
+    varnish_after = varnish_counters(varnish_dir, REPLAY_COUNTERS)
+    redis_after = redis_counters(cache)
     varnish = {k: varnish_after[k] - varnish_before[k] for k in varnish_after}
     hits = redis_after["hits"] - redis_before["hits"]
     misses = redis_after["misses"] - redis_before["misses"]
@@ -1161,15 +828,15 @@ def report_target(section: dict) -> None:
 
 def run_sections(stack: Stack, args, run_dir: Path) -> dict:
     """The three sections, in order, on the running stack."""
-    results: dict = {"machine": machine_description(stack)}
-    machine = results["machine"]
+    results: dict = {"machine": machine(stack)}
+    described = results["machine"]
     results["settings"] = {**vars(args), "json": str(args.json)}
     results["settings"].update(wrk_connections=CONNECTIONS, wrk_threads=THREADS)
     console.print(
-        f"{machine['cpus']} cores, {machine['platform']}, Python {machine['python']}, "
-        f"Django {machine['django']}; "
-        + ", ".join(f"{p['implementation']} {p['version']}" for p in machine["programs"])
-        + f"; edge TTL {machine['stack']['edge_ttl']} s"
+        f"{described['cpus']} cores, {described['platform']}, Python {described['python']}, "
+        f"Django {described['django']}; "
+        + ", ".join(f"{p['implementation']} {p['version']}" for p in described["programs"])
+        + f"; edge TTL {described['stack']['edge_ttl']} s"
     )
     site = site_pages(stack.database.url)
     pages = {"home": "/", "article": f"/articles/{site['articles'][0]}/"}
@@ -1208,7 +875,8 @@ def main() -> None:
     run_dir.chmod(0o755)
     started = time.monotonic()
     console.print(f"[bold]starting the stack[/] on {HOST}:{args.port} ({run_dir})")
-    stack = start_stack(run_dir, args.port)  # stops what it started if it fails
+    progress = lambda message: console.print(f"  {message}")  # noqa: E731
+    stack = start_demo_stack(run_dir, args.port, progress)  # stops what it started if it fails
     try:
         results = run_sections(stack, args, run_dir)
     except BaseException:
@@ -1223,8 +891,7 @@ def main() -> None:
     report_target(results["page_hits"])
     report_replay(results["replay"])
     report_freshness(results["freshness"])
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    write_results(args.json, results)
     console.print(f"wrote {args.json} ({results['seconds_total']:.0f} s in all)")
 
 

@@ -33,14 +33,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import psycopg
@@ -49,13 +47,18 @@ from rich.console import Console
 from rich.table import Table
 
 from strata.bench import wrk
+from strata.bench.report import package_version
+from strata.edge.outcomes import Outcome
 from strata.stack.appserver import Gunicorn
+from strata.stack.errors import StackError
+from strata.stack.ports import free_port
 from strata.stack.probes import http_get
 from strata.stack.program import Program, find_program
 from strata.stack.stack import Stack
+from strata.stack.varnish import varnish_counters
 
-# The script's directory is on sys.path when it runs: page_cache_peers is a sibling module.
-from page_cache_peers import (  # isort: skip
+# The script's directory is on sys.path when it runs: the shared modules are siblings.
+from _app_peers import (  # isort: skip
     CONNECTIONS,
     HOST,
     PEERS,
@@ -71,15 +74,13 @@ from page_cache_peers import (  # isort: skip
     check_varnish_hit,
     children_cpu_seconds,
     cpu_seconds,
-    free_port,
-    machine_description,
     process_tree,
     redis_counters,
     site_pages,
     start_peer,
-    start_stack,
     store_django_pages,
 )
+from _common import machine, require_program, start_demo_stack  # isort: skip
 
 console = Console(highlight=False, width=200)
 HERE = Path(__file__).resolve().parent
@@ -221,21 +222,15 @@ class StaticVarnish(Program):
 # -- measuring --------------------------------------------------------------------------------
 
 
-def varnish_counters(work_dir: Path) -> dict[str, int]:
-    """Client requests and hits so far of the varnishd whose ``-n`` is ``work_dir``."""
-    names = ["client_req", "cache_hit", "cache_miss", "s_pass", "backend_req"]
-    out = subprocess.run(
-        ["varnishstat", "-n", str(work_dir), "-1", "-j"]
-        + [arg for name in names for arg in ("-f", f"MAIN.{name}")],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
+def wrk_varnish_counters(work_dir: Path) -> dict[str, int]:
+    """Client requests and hits so far of the varnishd whose ``-n`` is ``work_dir``
+    (none when varnishstat cannot read them)."""
     try:
-        counters = json.loads(out.stdout).get("counters", {})
-    except json.JSONDecodeError:
+        return varnish_counters(
+            work_dir, ["client_req", "cache_hit", "cache_miss", "s_pass", "backend_req"]
+        )
+    except StackError:
         return {}
-    return {name: counters.get(f"MAIN.{name}", {}).get("value", 0) for name in names}
 
 
 def db_transactions(database_url: str) -> int:
@@ -298,7 +293,7 @@ def measure(target: Target, seconds: float, cache: redis.Redis) -> dict:
     cpu_before = {name: cpu_seconds(group) for name, group in pids.items()}
     wrk_before = children_cpu_seconds()
     redis_before = redis_counters(cache)["commands"]
-    varnish_before = varnish_counters(target.varnish_dir) if target.varnish_dir else {}
+    varnish_before = wrk_varnish_counters(target.varnish_dir) if target.varnish_dir else {}
     result = wrk.run_wrk(
         target.url, seconds=seconds, connections=CONNECTIONS, threads=THREADS, headers=SITE_HOST
     )
@@ -321,7 +316,7 @@ def measure(target: Target, seconds: float, cache: redis.Redis) -> dict:
     }
     run["server_cpu_us_per_request"] = sum(run["cpu_us_per_request"].values())
     if target.varnish_dir:
-        after = varnish_counters(target.varnish_dir)
+        after = wrk_varnish_counters(target.varnish_dir)
         run["varnish"] = {k: after[k] - varnish_before.get(k, 0) for k in after}
         run["varnish_hit_share"] = round(
             run["varnish"].get("cache_hit", 0) / max(run["varnish"].get("client_req", 0), 1), 4
@@ -355,12 +350,6 @@ class Bench:
             "run": run,
         }
 
-    def port(self, offset: int, taken: tuple[int, ...] = ()) -> int:
-        port = free_port(self.stack.config.port + offset)
-        while port in taken:
-            port = free_port(port + 1)
-        return port
-
     def measure(self, target: Target) -> dict:
         return measure(target, self.args.seconds, self.cache)
 
@@ -372,7 +361,7 @@ def strata_page_hit(bench: Bench, path: str) -> dict:
     target = Target(
         f"http://{HOST}:{app.port}{path}",
         {"app": [app.pid], "redis": [bench.stack.cache.pid]},
-        proof=("X-Strata", "page-hit"),
+        proof=("X-Strata", Outcome.PAGE_HIT.value),
     )
     run = bench.measure(target) if check["serves_hits"] else None
     return bench.row("strata_page", "page", "strata", path, check, run)
@@ -404,9 +393,9 @@ def static_varnish(bench: Bench, paths: list[str], pages_file: Path) -> list[dic
     if binary is None:
         error = {"error": "varnishd is not installed"}
         return [bench.row("varnish_static", "edge", "reference", p, error) for p in paths]
-    origin_port = bench.port(170)
+    origin_port = free_port()
     origin = start_peer(bench.stack, ORIGIN, origin_port, pages_file)
-    varnish = StaticVarnish(bench.run_dir, bench.port(175, (origin_port,)), origin_port, binary)
+    varnish = StaticVarnish(bench.run_dir, free_port({origin_port}), origin_port, binary)
     rows = []
     try:
         varnish.start()
@@ -430,7 +419,7 @@ def static_varnish(bench: Bench, paths: list[str], pages_file: Path) -> list[dic
 
 def app_server_peer(bench: Bench, peer: Peer, tier: str, role: str, paths, pages_file) -> list:
     """Django's cache middleware or the bare WSGI app, in a Gunicorn of its own."""
-    port = bench.port(150)
+    port = free_port()
     server = start_peer(bench.stack, peer, port, pages_file)
     rows = []
     try:
@@ -459,7 +448,7 @@ def check_warm(port: int, path: str) -> dict:
     word = answer.headers.get("x-strata", "")
     return {
         "status": answer.status,
-        "serves_hits": answer.status == 200 and word != "page-hit",
+        "serves_hits": answer.status == 200 and word != Outcome.PAGE_HIT,
         "evidence": f"X-Strata: {word}" if word else "rendered",
         "body_bytes": len(answer.body),
         "body_sha256": body_digest(answer.body),
@@ -493,7 +482,7 @@ def warm_error(bench: Bench, spec: WarmPeer, path: str, error: str) -> dict:
 
 def warm_server(bench: Bench, spec: WarmPeer, paths: list[str]) -> list[dict]:
     """One warm-tier contender, each page in a Gunicorn of its own, its queries counted."""
-    if spec.distribution and version_of(spec.distribution) is None:
+    if spec.distribution and package_version(spec.distribution) is None:
         error = f"{spec.distribution} is not installed (pip install -e .[bench])"
         return [warm_error(bench, spec, path, error) for path in paths]
     return [warm_page(bench, spec, path) for path in paths]
@@ -509,7 +498,7 @@ def warm_page(bench: Bench, spec: WarmPeer, path: str) -> dict:
     url = bench.stack.database.url
     before = db_transactions(url)
     try:
-        server = start_peer(bench.stack, spec.peer(path), bench.port(150), Path("/dev/null"))
+        server = start_peer(bench.stack, spec.peer(path), free_port(), Path("/dev/null"))
     except Exception as exc:  # a peer that fails on this Django: reported, the rest go on
         log = bench.run_dir / "logs" / f"peer-{spec.key}.log"
         tail = log.read_text()[-600:] if log.exists() else ""
@@ -526,13 +515,6 @@ def warm_page(bench: Bench, spec: WarmPeer, path: str) -> dict:
             transactions / (run["requests"] + run["warm_up"]["requests"]), 3
         )
     return row
-
-
-def version_of(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 # -- ratios and report ------------------------------------------------------------------------
@@ -836,8 +818,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=24000, help="the stack's base port")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "peers.json")
     args = parser.parse_args()
-    if not wrk.wrk_available():
-        raise SystemExit("needs wrk on PATH (apt-get install wrk)")
+    require_program("wrk")
 
     started = time.monotonic()
     results: dict = {
@@ -858,7 +839,8 @@ def main() -> None:
         f"[bold]starting the stack[/] on {HOST}:{args.port} ({run_dir}); load average "
         + " ".join(f"{x:.2f}" for x in results["load_average_start"])
     )
-    stack = start_stack(run_dir, args.port)  # stops what it started if it fails
+    progress = lambda message: console.print(f"  {message}")  # noqa: E731
+    stack = start_demo_stack(run_dir, args.port, progress)  # stops what it started if it fails
     try:
         results["machine"] = describe(stack)
         site = site_pages(stack.database.url)
@@ -908,25 +890,11 @@ def settle(stack: Stack) -> float:
 
 def describe(stack: Stack) -> dict:
     """The machine and every program's version, with wrk's and the peers'."""
-    machine = machine_description(stack)
-    machine["wrk"] = wrk.wrk_version()
-    machine["packages"] = {
-        name: version_of(name)
-        for name in ("django-strata", "django-cachalot", "django-cacheops", "gunicorn")
-    }
-    machine["cpu_model"] = cpu_model()
-    machine["executable"] = sys.executable
-    return machine
-
-
-def cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
+    packages = ("django-strata", "django-cachalot", "django-cacheops", "gunicorn")
+    described = machine(stack, packages)
+    described["wrk"] = wrk.wrk_version()
+    described["executable"] = sys.executable
+    return described
 
 
 if __name__ == "__main__":

@@ -24,40 +24,29 @@ Writes ``benchmarks/results/pool_versions.json`` with the machine's description.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
+from _common import machine, require_program, rounds_arguments, use_repository, write_results
+
+use_repository()
 
 TAG_COUNTS = (1, 10, 40)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2000, help="reads per peer and size")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/pool_versions.json"))
-    args = parser.parse_args()
-    if args.rounds < 10:
-        parser.error("--rounds must be at least 10")
+    args = rounds_arguments(__doc__.splitlines()[0], 2000, "pool_versions")
 
     from strata.stack.memcached import Memcached
-    from strata.stack.ports import port_is_free
-    from strata.stack.program import find_program
+    from strata.stack.ports import free_port
 
-    binary = find_program("memcached")
-    if binary is None:
-        print("memcached is not installed", file=sys.stderr)
-        return 1
+    binary = require_program("memcached")
     run_dir = Path(tempfile.mkdtemp(prefix="strata-bench-pool-", dir="/tmp"))
-    ports = [p for p in range(21500, 22500) if port_is_free("127.0.0.1", p)][:4]
+    taken: set[int] = set()
+    ports = [free_port(taken) for _ in range(4)]
     servers = [
         Memcached(f"mc{i}", run_dir, "127.0.0.1", p, binary, 64) for i, p in enumerate(ports)
     ]
@@ -71,11 +60,11 @@ def main() -> int:
     finally:
         for server in servers:
             server.stop()
-    results["machine"] = machine()
+    results["machine"] = machine(packages=["pymemcache"])
+    results["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     results["command"] = "python benchmarks/pool_versions.py " + " ".join(sys.argv[1:])
     report(results)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     print(f"\nwrote {args.out}")
     return 0
 
@@ -193,20 +182,6 @@ def report(results: dict) -> None:
             f"\nthree get_many, one per node: {calls['sequential']:.1f} µs one after the "
             f"other, {calls['threads']:.1f} µs from three threads"
         )
-
-
-def machine() -> dict:
-    import django
-    import pymemcache
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "django": django.get_version(),
-        "pymemcache": pymemcache.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
 
 
 if __name__ == "__main__":

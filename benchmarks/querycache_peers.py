@@ -27,22 +27,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from strata.stack.ports import EPHEMERAL_START, port_is_free
+from strata.bench.report import package_version
+from strata.stack.ports import free_port
 from strata.stack.postgres import PostgreSQL, find_postgres_bindir
 from strata.stack.program import find_program
 from strata.stack.redis import Redis
+
+from _common import machine, write_results  # isort: skip
 
 console = Console(highlight=False, width=160)
 HERE = Path(__file__).resolve().parent
@@ -54,20 +55,6 @@ VARIANTS = [
     ("django-cachalot", "cachalot", "django-cachalot"),
     ("django-cacheops", "cacheops", "django-cacheops"),
 ]
-
-
-def free_port(start: int, taken: set[int]) -> int:
-    for port in range(start, min(start + 500, EPHEMERAL_START)):
-        if port not in taken and port_is_free(HOST, port):
-            return port
-    raise SystemExit(f"no free port between {start} and {start + 500}")
-
-
-def version_of(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def django_env(database_url: str, cache_url: str) -> dict[str, str]:
@@ -153,13 +140,10 @@ def show(value: float | None, fmt: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6, help="per measured phase (bound)")
-    parser.add_argument("--port", type=int, default=21500, help="first port to try")
     parser.add_argument(
         "--json", type=Path, default=Path("benchmarks/results/querycache_peers.json")
     )
     args = parser.parse_args()
-
-    import django
 
     bindir = find_postgres_bindir()
     redis_server = find_program("redis-server")
@@ -167,21 +151,13 @@ def main() -> None:
         raise SystemExit("needs PostgreSQL (initdb, postgres) and redis-server installed")
     run_dir = Path(tempfile.mkdtemp(prefix="strata-bench-qc-", dir="/tmp"))
     run_dir.chmod(0o755)
-    pg_port = free_port(args.port, set())
-    redis_port = free_port(pg_port + 1, {pg_port})
+    taken: set[int] = set()
+    pg_port, redis_port = free_port(taken), free_port(taken)
     pg = PostgreSQL("postgres", run_dir, HOST, pg_port, bindir)
     cache = Redis("redis", run_dir, HOST, redis_port, redis_server)
 
     results: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "django": django.get_version(),
-            "strata": version_of("django-strata"),
-            "django-cachalot": version_of("django-cachalot"),
-            "django-cacheops": version_of("django-cacheops"),
-        },
+        "machine": machine(packages=["django-strata", "django-cachalot", "django-cacheops"]),
         "seconds": args.seconds,
         "variants": {},
     }
@@ -197,7 +173,7 @@ def main() -> None:
         console.print("migrating and seeding the newsroom (5000 articles, 50000 comments)")
         seed(env)
         for label, module, distribution in VARIANTS:
-            if distribution and version_of(distribution) is None:
+            if distribution and package_version(distribution) is None:
                 results["variants"][label] = {"error": f"{distribution} is not installed"}
                 console.print(f"[bold]{label}[/]: [red]not installed[/], skipped")
                 continue
@@ -217,8 +193,7 @@ def main() -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
     report(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    write_results(args.json, results)
     console.print(f"wrote {args.json}")
 
 

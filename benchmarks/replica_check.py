@@ -23,34 +23,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
+from _common import RESULTS, machine, use_repository, write_results
+
+use_repository()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=400)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/replica_check.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "replica_check.json")
     args = parser.parse_args()
 
+    from strata.stack.ports import free_port
     from strata.stack.postgres import PostgreSQL, find_postgres_bindir
-    from tests.replicas.pg import Replica, free_ports, wait_caught_up
-    from tests.stackutil import make_run_dir, remove_run_dir
+    from tests.helpers import make_run_dir, remove_run_dir
+    from tests.replicas.helpers import Replica, wait_caught_up
 
     bindir = find_postgres_bindir()
     if bindir is None:
-        print("PostgreSQL is not installed", file=sys.stderr)
-        return 1
+        raise SystemExit("PostgreSQL is not installed (scripts/bootstrap.sh installs it)")
     run_dir = make_run_dir()
-    ports = free_ports(2)
+    taken: set[int] = set()
+    ports = [free_port(taken), free_port(taken)]
     primary = PostgreSQL("primary", run_dir, "127.0.0.1", ports[0], bindir)
     replica = Replica("replica", run_dir, "127.0.0.1", ports[1], primary)
     try:
@@ -86,16 +86,11 @@ def main() -> int:
         )
     result = {
         "benchmark": "replica_check",
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "reads_per_case": args.reads,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
     print(f"wrote {args.out}")
     return 0
 
@@ -107,7 +102,7 @@ def measure(reads: int, primary, replica) -> list[dict]:
 
     from newsroom.models import Author
     from strata.conf import strata_settings
-    from tests.replicas.pg import wait_caught_up
+    from tests.replicas.helpers import wait_caught_up
 
     author = Author.objects.using("default").create(name="One", slug="one", bio="")
     wait_caught_up(primary, replica)

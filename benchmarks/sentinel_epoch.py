@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/sentinel_epoch.py [--rounds 3000] [--out result.json]
 
 Not a test (no assertion on time): a measurement. It starts a private Redis primary, a
-replica and a Sentinel on free loopback ports (``tests/sentinel/harness.py``) and times,
+replica and a Sentinel on free loopback ports (``tests/cache/sentinel/helpers.py``) and times,
 for 1, 10 and 40 tags, on the same primary:
 
 - ``redis``: ``RedisVersionStore`` through Django's ``RedisCache`` pointed at the primary
@@ -21,37 +21,24 @@ Writes ``benchmarks/results/sentinel_epoch.json`` with the machine's description
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
+from _common import machine, require_program, rounds_arguments, use_repository, write_results
+
+use_repository()
 
 TAG_COUNTS = (1, 10, 40)
 PEERS = ("redis", "sentinel")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3000, help="reads per peer and size")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/sentinel_epoch.json"))
-    args = parser.parse_args()
-    if args.rounds < 10:
-        parser.error("--rounds must be at least 10")
+    args = rounds_arguments(__doc__.splitlines()[0], 3000, "sentinel_epoch")
 
-    from strata.stack.program import find_program
-    from tests.sentinel.harness import SERVICE, Topology
+    from tests.cache.sentinel.helpers import SERVICE, Topology
 
-    binary = find_program("redis-server")
-    if binary is None:
-        print("redis-server is not installed", file=sys.stderr)
-        return 1
+    binary = require_program("redis-server")
     topology = Topology(binary)
     try:
         configure(topology.primary().port, topology.location, SERVICE)
@@ -61,11 +48,11 @@ def main() -> int:
 
         stop_watching()
         topology.stop()
-    results["machine"] = machine()
+    results["machine"] = machine(packages=["redis"])
+    results["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     results["command"] = "python benchmarks/sentinel_epoch.py " + " ".join(sys.argv[1:])
     report(results)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     print(f"\nwrote {args.out}")
     return 0
 
@@ -97,7 +84,7 @@ def configure(primary_port: int, location: str, service: str) -> None:
 def measure(rounds: int) -> list[dict]:
     from django.core.cache import caches
 
-    from strata.tags.versions import version_store
+    from strata.tags.stores import version_store
 
     stores = {peer: version_store(peer) for peer in PEERS}
     value = "x" * 2000
@@ -141,23 +128,10 @@ def report(results: dict) -> None:
             f"{plain['tags']:>4} {plain['read']:<5} {plain['median_us']:>9} "
             f"{epoch['median_us']:>12} {ratio:>6.2f}"
         )
-    machine = results["machine"]
-    print(f"\n{machine['cpus']} CPUs, {machine['platform']}, redis-py {machine['redis_py']}")
-
-
-def machine() -> dict:
-    import django
-    import redis
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "django": django.get_version(),
-        "redis_py": redis.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
+    described = results["machine"]
+    print(
+        f"\n{described['cpus']} CPUs, {described['platform']}, redis-py {described['packages']['redis']}"
+    )
 
 
 if __name__ == "__main__":

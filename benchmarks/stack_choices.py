@@ -14,9 +14,7 @@ Every figure comes from wrk through the load balancer, on this machine, in this 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import tempfile
 import threading
@@ -28,24 +26,12 @@ from rich.table import Table
 
 from strata.bench.wrk import run_wrk
 from strata.stack.probes import http_get
-from strata.stack.stack import Stack, StackConfig, demo_project
+from strata.stack.stack import Stack
+
+from _common import machine, start_demo_stack, write_results  # isort: skip
 
 console = Console(highlight=False, width=160)
 PERSONAL = {"Cookie": "sessionid=benchmark-no-such-session"}  # passes Varnish: always rendered
-
-
-def start_stack(run_dir: Path, port: int, **options) -> Stack:
-    stack = Stack(
-        StackConfig(
-            run_dir=run_dir,
-            project=demo_project(),
-            port=port,
-            setup_commands=[["migrate", "--noinput"], ["seed_newsroom", "--if-empty"]],
-            **options,
-        )
-    )
-    stack.start()
-    return stack
 
 
 def measure(url: str, seconds: float, connections: int, headers=None) -> dict:
@@ -91,11 +77,7 @@ def main() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="strata-bench-", dir="/tmp"))
     run_dir.chmod(0o755)
     results: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "seconds": args.seconds,
     }
     variants = [
@@ -106,7 +88,7 @@ def main() -> None:
     rows = []
     for label, options in variants:
         console.print(f"[bold]{label}[/]: starting the stack")
-        stack = start_stack(run_dir, args.port, **options)
+        stack = start_demo_stack(run_dir, args.port, **options)
         try:
             home = http_get(stack.config.host, stack.config.port, "/").body.decode()
             author = re.search(r'href="(/authors/[^"]+/)"', home).group(1)
@@ -160,8 +142,7 @@ def main() -> None:
             f"{miss['rps'] / base['uncached']['rps']:.2f}, author page req/s "
             f"{light['rps'] / base['uncached_author_page']['rps']:.2f}"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    write_results(args.json, results)
     console.print(f"wrote {args.json}")
 
 

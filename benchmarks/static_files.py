@@ -20,16 +20,14 @@ Results go to ``benchmarks/results/static_files.json``, with the ratios.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import RESULTS, ROOT, machine, require_program, use_repository, write_results
 
-from strata.bench.wrk import run_wrk, run_wrk_checked, wrk_available, wrk_version  # noqa: E402
+use_repository()
+
+from strata.bench.wrk import run_wrk, run_wrk_checked, wrk_version  # noqa: E402
 from strata.stack.probes import http_get  # noqa: E402
-from tests.stackutil import demo_stack  # noqa: E402
+from tests.helpers import demo_stack  # noqa: E402
 
 PATH = "/static/newsroom/site.css"
 
@@ -39,8 +37,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=20)
     args = parser.parse_args()
-    if not wrk_available():
-        raise SystemExit("wrk is not installed (scripts/bootstrap.sh installs it)")
+    require_program("wrk")
     with demo_stack(app_servers=2, workers=2) as stack:
         balancer, varnish, app = stack.load_balancer, stack.accelerators[0], stack.app_servers[0]
         first = http_get(balancer.host, balancer.port, PATH)
@@ -72,15 +69,16 @@ def main() -> None:
         "command": "benchmarks/static_files.py "
         f"--seconds {args.seconds} --connections {args.connections}",
         "engine": wrk_version(),
+        "machine": machine(),
         "file": PATH,
         "headers_from_the_app": headers,
         "runs": runs,
         "ratio_varnish_hit_to_one_app_server": round(hit / app_rps, 1) if app_rps else None,
     }
-    out = REPO / "benchmarks" / "results" / "static_files.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    out = RESULTS / "static_files.json"
+    write_results(out, report)
     print(f"Varnish hit / one app server: {report['ratio_varnish_hit_to_one_app_server']}x")
-    print(f"wrote {out.relative_to(REPO)}")
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

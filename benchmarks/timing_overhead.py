@@ -27,7 +27,6 @@ Strata cache off.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -38,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, machine, use_repository, write_results, wsgi_environ
+
 CASES = {
     # name: (page cache, query cache, fragment cache, requests per block)
     "page-cache hit (StrataMiddleware)": ("1", "1", "1", 200),
@@ -47,34 +47,13 @@ CASES = {
 }
 
 
-def environ_for(path: str) -> dict:
-    """A WSGI environ like the one Gunicorn builds for an anonymous ``GET path``."""
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-
-
 def call(application, path: str) -> dict:
     seen: dict = {}
 
     def start_response(status, headers, exc_info=None):
         seen["status"], seen["headers"] = status, dict(headers)
 
-    result = application(environ_for(path), start_response)
+    result = application(wsgi_environ(path), start_response)
     try:
         for _ in result:
             pass
@@ -84,7 +63,7 @@ def call(application, path: str) -> dict:
 
 
 def _setup() -> None:
-    sys.path[:0] = [str(ROOT), str(ROOT / "demo")]
+    use_repository()
     os.environ["DJANGO_SETTINGS_MODULE"] = "newsroom_site.settings"
     import newsroom_site.settings as site
 
@@ -270,12 +249,7 @@ def main() -> None:
             f"{figures['idle_extra_us']:+.3f} µs idle, {figures['active_extra_us']:+.3f} µs timed"
         )
     if args.out:
-        machine = {
-            "python": sys.version.split()[0],
-            "cpus": os.cpu_count(),
-            **platform.uname()._asdict(),
-        }
-        args.out.write_text(json.dumps({"machine": machine, **results}, indent=2))
+        write_results(args.out, {"machine": machine(), **results})
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@
     def checkout(request): ...
 
 Invalidations made inside a transaction take effect when it commits, like automatic ones.
+Code that acts on every invalidation connects to :data:`strata.signals.post_invalidation`
+(``docs/signals.md``).
 """
 
 from __future__ import annotations
@@ -65,9 +67,12 @@ def invalidate_instance(instance: models.Model, using: str | None = None) -> Non
     """
     meta = instance._meta
     alias = using or instance._state.db or router.db_for_write(type(instance))
+    concrete = meta.concrete_model
+    if concrete is None:  # only an abstract model has none, and it has no instances
+        raise TypeError(f"{type(instance).__name__} has no concrete model to invalidate")
     tags: set[str] = set()
     tables: set[str] = set()
-    for model in [meta.concrete_model, *meta.concrete_model._meta.get_parent_list()]:
+    for model in [concrete, *concrete._meta.get_parent_list()]:
         table = model._meta.db_table
         row = {
             f.column: getattr(instance, f.attname, None) for f in model._meta.local_concrete_fields

@@ -1,7 +1,10 @@
 """Django app configuration for Strata."""
 
 from django.apps import AppConfig
-from django.core.signals import setting_changed
+from django.core.signals import request_finished, request_started, setting_changed
+
+from .edge.purge import reset_purger
+from .tags.versions import defer_stores, flush_deferred_stores
 
 
 class StrataConfig(AppConfig):
@@ -11,17 +14,16 @@ class StrataConfig(AppConfig):
     verbose_name = "Strata"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
         from .conf import strata_settings
 
-        setting_changed.connect(_forget_settings, dispatch_uid="strata-settings-changed")
-        if strata_settings().tracks_reads:
-            from django.core.signals import request_finished, request_started
+        _register_checks()
 
+        setting_changed.connect(_forget_purger, dispatch_uid="strata-forget-purger")
+        if strata_settings().tracks_reads:
             from .querycache.monkey_patch import install
 
             install()
-            from .edge.purge import install as install_purges
+            from .edge.tickets import purge_after_invalidations as install_purges
 
             install_purges()  # purges nothing until STRATA['ACCELERATORS'] names a node
             # Store a request's cache misses in one round trip, after its response.
@@ -33,28 +35,25 @@ class StrataConfig(AppConfig):
             install_timing()  # after the query cache's hooks (either order works)
 
 
-def _defer(**kwargs) -> None:
-    from .tags.versions import defer_stores
+def _register_checks() -> None:
+    """Import each module of system checks: each registers its own (``@register``)."""
+    from . import checks, env_checks  # noqa: F401
+    from .cache import checks as cache_checks  # noqa: F401
+    from .edge import checks as edge_checks  # noqa: F401
+    from .pages import checks as pages_checks  # noqa: F401
+    from .replicas import checks as replicas_checks  # noqa: F401
+    from .timing import checks as timing_checks  # noqa: F401
 
+
+def _defer(**kwargs) -> None:
     defer_stores()
 
 
 def _flush(**kwargs) -> None:
-    from .tags.versions import flush_deferred_stores
-
     flush_deferred_stores()
 
 
-def _forget_settings(setting, **kwargs) -> None:
-    if setting in ("STRATA", "CACHES", "DATABASES", "INSTALLED_APPS"):
-        from .conf import strata_settings
-        from .querycache.schema import clear_schema_cache
-        from .tags.versions import version_store
-
-        strata_settings.cache_clear()
-        clear_schema_cache()
-        version_store.cache_clear()
-        if setting == "STRATA":
-            from .edge.purge import reset_purger
-
-            reset_purger()
+def _forget_purger(setting: str, **kwargs) -> None:
+    # The purger holds the accelerators and the secret it was made with.
+    if setting == "STRATA":
+        reset_purger()

@@ -1,85 +1,10 @@
 """Strata's settings: one ``STRATA`` dict in Django settings, read once into one object.
 
-========================  ===============  ===================================================
-key                       default          meaning
-========================  ===============  ===================================================
-``HEALTH_PATH``           ``"/-/health"``  answered by :class:`strata.middleware.StrataMiddleware`
-                                           before any other middleware (load balancer probes)
-``EDGE_TTL``              ``10``           seconds a shared response may live in an accelerator
-``SERVER_NAME``           env/host name    names the app-server process in ``X-Strata-Server``
-``CACHE``                 ``"default"``    the Django cache alias for tag versions and artifacts
-``WRITE_ROW_LIMIT``       ``1000``         a write touching more rows than this invalidates the
-                                           whole table instead of each row's tags
-``QUERY_CACHE``           absent (off)     the ORM query cache; a dict turns it on (below)
-``PAGE_CACHE``            absent (off)     whole responses in the cache; a dict turns it on
-``FRAGMENT_CACHE``        absent (off)     ``{% cached %}`` blocks; a dict turns them on
-                                           (``ENABLED``, ``TIMEOUT`` = ``600``)
-``ACCELERATORS``          ``[]``           base URLs of the Varnish nodes to purge after
-                                           commit (``http://10.0.0.5:6081``)
-``PURGE_SECRET``          ``""``           sent as ``X-Purge-Secret`` with every purge; also
-                                           what ``X-Strata-Bench-Secret`` must match
-                                           (bench mode, :mod:`strata.timing`)
-``PURGE_DELAY``           ``2.0``          seconds before each tag is purged a second time
-``PURGE_WAIT``            ``1.0``          seconds a request that wrote waits for its first
-                                           purge before its response goes out
-``TAGS_HEADER_LIMIT``     ``7000``         bytes of ``xkey``; longer tag lists are coarsened
-``TIMING``                absent (on)      time every request (``strata.timing``); a dict
-                                           changes the defaults (below)
-``REPLICAS``              ``[]``           ``DATABASES`` aliases of read replicas for
-                                           ``strata.replicas.ReplicaRouter``
-``READ_YOUR_WRITES``      ``10``           seconds a client that wrote reads from the primary
-                                           (``docs/replicas.md``)
-``TRANSACTION_POOLED``    ``[]``           ``DATABASES`` aliases reached through a pooler in
-                                           transaction mode (``docs/pgbouncer.md``);
-                                           checked only (``strata.W032``)
-========================  ===============  ===================================================
-
-``QUERY_CACHE`` keys:
-
-==========================  =================================  ===============================
-``ENABLED``                 ``True``                           switch it off without removing
-                                                               the block
-``TIMEOUT``                 ``600``                            seconds a cached result lives
-``MAX_ROWS``                ``5000``                           larger results are not cached
-``EXCLUDE_TABLES``          ``["django_session",               tables whose reads are never
-                            "django_migrations"]``             cached
-``EXCLUDE_APPS``            ``[]``                             app labels whose tables are
-                                                               never cached
-``CACHE_NONDETERMINISTIC``  ``False``                          cache queries using RANDOM(),
-                                                               NOW() and the like
-==========================  =================================  ===============================
-
-``PAGE_CACHE`` keys:
-
-==========================  =================================  ===============================
-``ENABLED``                 ``True``                           switch it off without removing
-                                                               the block
-``TIMEOUT``                 ``300``                            seconds a page is fresh
-``STALE_WHILE_REVALIDATE``  ``60``                             seconds more it may be served
-                                                               while one request refreshes it
-``STATUS_TIMEOUTS``         ``{301: 60, 404: 30, 410: 30}``    shorter lifetimes by status
-``IGNORED_PARAMETERS``      ``utm_*``, ``fbclid``, ``gclid``…  query parameters left out of
-                                                               the key (``*`` ends a prefix)
-``MAX_QUERY_STRING``        ``512``                            longer query strings bypass
-``EXCLUDE_PATHS``           ``["/admin/"]``                    path prefixes never cached
-``LOCK_TIMEOUT``            ``10``                             seconds a render holds its key
-``LOCK_WAIT``               ``5.0``                            seconds others wait for it
-==========================  =================================  ===============================
-
-``TIMING`` keys (on unless ``ENABLED`` is ``False``; see :mod:`strata.timing`):
-
-==========================  =================================  ===============================
-``ENABLED``                 ``True``                           hooks into the database, cache
-                                                               and templates, per-view figures
-``SERVER_TIMING``           ``"personal"``                     who gets a ``Server-Timing``
-                                                               header: ``"personal"`` (private
-                                                               or no-store responses only),
-                                                               ``"all"``, or ``"off"``
-``FLUSH_INTERVAL``          ``5``                              seconds between writes of this
-                                                               process's per-view figures
-``SLOW_QUERIES``            ``3``                              slowest statements kept per
-                                                               request and per view
-==========================  =================================  ===============================
+Each key is declared once, in :data:`SETTINGS`: its kind (type and range), default,
+the system check ID that reports a wrong value, and one line of documentation. The
+declarations coerce the dict into :class:`StrataSettings` (:func:`strata_settings`),
+drive the value checks (:mod:`strata.checks`) and write ``docs/settings.md``
+(:mod:`strata.settings_doc`), where every key is listed.
 """
 
 from __future__ import annotations
@@ -88,86 +13,27 @@ import os
 import socket
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+
+from .kinds import Choice, Flag, Kind, Names, Seconds, StatusMap, Text, Urls, Whole
 
 __all__ = [
+    "Block",
+    "Setting",
+    "SETTINGS",
     "StrataSettings",
     "QueryCacheSettings",
-    "strata_settings",
-    "DEFAULTS",
-    "QUERY_CACHE_DEFAULTS",
-    "PAGE_CACHE_DEFAULTS",
-    "FRAGMENT_CACHE_DEFAULTS",
     "PageCacheSettings",
     "FragmentCacheSettings",
-    "TIMING_DEFAULTS",
-    "SERVER_TIMING_CHOICES",
     "TimingSettings",
+    "declared",
+    "default",
+    "settings_table",
+    "strata_settings",
 ]
-
-DEFAULTS = {
-    "HEALTH_PATH": "/-/health",
-    "EDGE_TTL": 10,
-    "SERVER_NAME": None,
-    "CACHE": "default",
-    "WRITE_ROW_LIMIT": 1000,
-    "QUERY_CACHE": None,
-    "PAGE_CACHE": None,
-    "FRAGMENT_CACHE": None,
-    "ACCELERATORS": [],
-    "PURGE_SECRET": "",
-    "PURGE_DELAY": 2.0,
-    "PURGE_WAIT": 1.0,
-    "TAGS_HEADER_LIMIT": 7000,
-    "TIMING": None,
-    "REPLICAS": [],
-    "READ_YOUR_WRITES": 10,
-    "TRANSACTION_POOLED": [],
-}
-
-QUERY_CACHE_DEFAULTS = {
-    "ENABLED": True,
-    "TIMEOUT": 600,
-    "MAX_ROWS": 5000,
-    "EXCLUDE_TABLES": ["django_session", "django_migrations"],
-    "EXCLUDE_APPS": [],
-    "CACHE_NONDETERMINISTIC": False,
-}
-
-PAGE_CACHE_DEFAULTS = {
-    "ENABLED": True,
-    "TIMEOUT": 300,
-    "STALE_WHILE_REVALIDATE": 60,
-    "STATUS_TIMEOUTS": {301: 60, 404: 30, 410: 30},
-    "IGNORED_PARAMETERS": [
-        "utm_*",
-        "fbclid",
-        "gclid",
-        "dclid",
-        "msclkid",
-        "yclid",
-        "mc_cid",
-        "mc_eid",
-        "_ga",
-        "_gl",
-    ],
-    "MAX_QUERY_STRING": 512,
-    "EXCLUDE_PATHS": ["/admin/"],
-    "LOCK_TIMEOUT": 10,
-    "LOCK_WAIT": 5.0,
-}
-
-FRAGMENT_CACHE_DEFAULTS = {"ENABLED": True, "TIMEOUT": 600}
-
-TIMING_DEFAULTS = {
-    "ENABLED": True,
-    "SERVER_TIMING": "personal",
-    "FLUSH_INTERVAL": 5,
-    "SLOW_QUERIES": 3,
-}
-
-SERVER_TIMING_CHOICES = ("personal", "all", "off")
 
 
 @dataclass(frozen=True)
@@ -216,8 +82,338 @@ class TimingSettings:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One key of ``STRATA`` (or of one of its blocks), declared once."""
+
+    key: str
+    kind: Kind
+    default: Any
+    check_id: str
+    doc: str
+    attribute: str = ""
+    """The name on the settings object; the key in lower case unless given."""
+
+    @property
+    def name(self) -> str:
+        """The attribute :func:`strata_settings` gives this setting's value."""
+        return self.attribute or self.key.lower()
+
+    def value(self, given: Any) -> Any:
+        """``given`` coerced; a wrong value is the default (its check names it)."""
+        return self.kind.convert(given if self.kind.accepts(given) else self.default)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A key of ``STRATA`` whose value is a dict of its own keys (a layer's switches)."""
+
+    key: str
+    check_id: str
+    doc: str
+    settings: tuple[Setting, ...]
+    attribute: str
+    holds: type
+    """The class of the settings object's attribute (its keys, in lower case)."""
+    present_means_enabled: bool = False
+    """The old form: a block without ``ENABLED`` turns its layer on (``strata.W042``)."""
+
+    def setting(self, key: str) -> Setting:
+        """The declaration of one key of this block."""
+        return next(s for s in self.settings if s.key == key)
+
+
+_IGNORED_PARAMETERS = [
+    "utm_*",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "msclkid",
+    "yclid",
+    "mc_cid",
+    "mc_eid",
+    "_ga",
+    "_gl",
+]
+
+
+def _switch(layer: str, check_id: str) -> Setting:
+    return Setting(
+        "ENABLED",
+        Flag(),
+        False,
+        check_id,
+        f"``True`` turns {layer} on (a block without ``ENABLED`` is on too, deprecated: "
+        "``strata.W042``)",
+    )
+
+
+QUERY_CACHE = Block(
+    "QUERY_CACHE",
+    "strata.E013",
+    "the ORM query cache (``docs/querycache.md``)",
+    (
+        _switch("the query cache", "strata.E013"),
+        Setting("TIMEOUT", Whole(1), 600, "strata.E013", "seconds a cached result lives"),
+        Setting("MAX_ROWS", Whole(1), 5000, "strata.E013", "larger results are not cached"),
+        Setting(
+            "EXCLUDE_TABLES",
+            Names(frozenset),
+            ["django_session", "django_migrations"],
+            "strata.E013",
+            "tables whose reads are never cached",
+        ),
+        Setting(
+            "EXCLUDE_APPS",
+            Names(frozenset),
+            [],
+            "strata.E013",
+            "app labels whose tables are never cached",
+        ),
+        Setting(
+            "CACHE_NONDETERMINISTIC",
+            Flag(),
+            False,
+            "strata.E013",
+            "cache queries using ``RANDOM()``, ``NOW()`` and the like",
+        ),
+    ),
+    attribute="query_cache",
+    holds=QueryCacheSettings,
+    present_means_enabled=True,
+)
+
+PAGE_CACHE = Block(
+    "PAGE_CACHE",
+    "strata.E016",
+    "whole responses in the cache (``docs/pages.md``)",
+    (
+        _switch("the page cache", "strata.E016"),
+        Setting("TIMEOUT", Whole(1), 300, "strata.E016", "seconds a page is fresh"),
+        Setting(
+            "STALE_WHILE_REVALIDATE",
+            Whole(0),
+            60,
+            "strata.E016",
+            "seconds more a page may be served while one request refreshes it",
+        ),
+        Setting(
+            "STATUS_TIMEOUTS",
+            StatusMap(),
+            {301: 60, 404: 30, 410: 30},
+            "strata.E016",
+            "shorter lifetimes by status code",
+        ),
+        Setting(
+            "IGNORED_PARAMETERS",
+            Names(tuple),
+            _IGNORED_PARAMETERS,
+            "strata.E016",
+            "query parameters left out of the key (``*`` ends a prefix)",
+        ),
+        Setting(
+            "MAX_QUERY_STRING",
+            Whole(0),
+            512,
+            "strata.E016",
+            "longer query strings bypass the page cache",
+        ),
+        Setting(
+            "EXCLUDE_PATHS", Names(tuple), ["/admin/"], "strata.E016", "path prefixes never cached"
+        ),
+        Setting(
+            "LOCK_TIMEOUT",
+            Seconds(1, held_as=int),
+            10,
+            "strata.E016",
+            "seconds a render holds its key",
+        ),
+        Setting("LOCK_WAIT", Seconds(0), 5.0, "strata.E016", "seconds others wait for that render"),
+    ),
+    attribute="page_cache",
+    holds=PageCacheSettings,
+    present_means_enabled=True,
+)
+
+FRAGMENT_CACHE = Block(
+    "FRAGMENT_CACHE",
+    "strata.E017",
+    "``{% cached %}`` blocks",
+    (
+        _switch("``{% cached %}`` blocks", "strata.E017"),
+        Setting("TIMEOUT", Whole(1), 600, "strata.E017", "seconds a cached block lives"),
+    ),
+    attribute="fragment_cache",
+    holds=FragmentCacheSettings,
+    present_means_enabled=True,
+)
+
+# Unlike the caches, timing is on without its block: it costs microseconds and it is how
+# a site sees where its time goes.
+TIMING = Block(
+    "TIMING",
+    "strata.E024",
+    "per-request timings (:mod:`strata.timing`)",
+    (
+        Setting(
+            "ENABLED",
+            Flag(),
+            True,
+            "strata.E024",
+            "hooks into the database, cache and templates, per-view figures",
+        ),
+        Setting(
+            "SERVER_TIMING",
+            Choice(("personal", "all", "off")),
+            "personal",
+            "strata.E024",
+            "who gets a ``Server-Timing`` header: ``personal`` (private or no-store "
+            "responses), ``all`` (``strata.W025`` behind accelerators) or ``off``",
+        ),
+        Setting(
+            "FLUSH_INTERVAL",
+            Seconds(0),
+            5,
+            "strata.E024",
+            "seconds between writes of this process's per-view figures",
+        ),
+        Setting(
+            "SLOW_QUERIES",
+            Whole(0, 20),
+            3,
+            "strata.E024",
+            "slowest statements kept per request and per view",
+        ),
+    ),
+    attribute="timing",
+    holds=TimingSettings,
+)
+
+SETTINGS: tuple[Setting | Block, ...] = (
+    Setting(
+        "HEALTH_PATH",
+        Text(prefix="/"),
+        "/-/health",
+        "strata.E004",
+        "answered by ``StrataMiddleware`` before any other middleware (load balancer probes)",
+    ),
+    Setting(
+        "EDGE_TTL",
+        Whole(0),
+        10,
+        "strata.E003",
+        "seconds a shared response may live in an accelerator",
+    ),
+    Setting(
+        "SERVER_NAME",
+        Text(optional=True),
+        None,
+        "strata.E041",
+        "names the process in ``X-Strata-Server`` (default: ``$STRATA_SERVER_NAME``, "
+        "else the host name)",
+    ),
+    Setting(
+        "CACHE",
+        Text(),
+        "default",
+        "strata.E010",
+        "the ``CACHES`` alias for tag versions and cached artifacts",
+        attribute="cache_alias",
+    ),
+    Setting(
+        "WRITE_ROW_LIMIT",
+        Whole(1),
+        1000,
+        "strata.E015",
+        "a write touching more rows invalidates the whole table instead of each row's tags",
+    ),
+    QUERY_CACHE,
+    PAGE_CACHE,
+    FRAGMENT_CACHE,
+    Setting(
+        "ACCELERATORS",
+        Urls(),
+        [],
+        "strata.E018",
+        "base URLs of the Varnish nodes to purge after commit (``http://10.0.0.5:6081``)",
+    ),
+    Setting(
+        "PURGE_SECRET",
+        Text(),
+        "",
+        "strata.E041",
+        "sent as ``X-Purge-Secret`` with every purge (``strata.W019``)",
+    ),
+    Setting(
+        "BENCH_SECRET",
+        Text(optional=True),
+        None,
+        "strata.E041",
+        "what ``X-Strata-Bench-Secret`` must match to switch the caches off for one request "
+        '(``strata bench``); ``""`` turns bench mode off; unset, ``PURGE_SECRET`` '
+        "(deprecated: ``strata.W043``)",
+    ),
+    Setting(
+        "PURGE_DELAY", Seconds(0), 2.0, "strata.E020", "seconds before each tag is purged again"
+    ),
+    Setting(
+        "PURGE_WAIT",
+        Seconds(0),
+        1.0,
+        "strata.E020",
+        "seconds a request that wrote waits for its first purge before its response goes out",
+    ),
+    Setting(
+        "TAGS_HEADER_LIMIT",
+        Whole(100),
+        7000,
+        "strata.E020",
+        "bytes of ``xkey``; longer tag lists are coarsened",
+    ),
+    TIMING,
+    Setting(
+        "REPLICAS",
+        Names(tuple),
+        [],
+        "strata.E027",
+        "``DATABASES`` aliases of read replicas for ``strata.replicas.ReplicaRouter``",
+    ),
+    Setting(
+        "READ_YOUR_WRITES",
+        Seconds(0),
+        10,
+        "strata.E030",
+        "seconds a client that wrote reads from the primary (``docs/replicas.md``)",
+    ),
+    Setting(
+        "TRANSACTION_POOLED",
+        Names(tuple),
+        [],
+        "strata.E033",
+        "``DATABASES`` aliases behind a pooler in transaction mode, checked only "
+        "(``strata.W032``, ``docs/pgbouncer.md``)",
+    ),
+)
+
+
+def declared(key: str) -> Setting | Block:
+    """The declaration of a top-level key of ``STRATA``."""
+    return next(s for s in SETTINGS if s.key == key)
+
+
+def default(key: str, block: str | None = None) -> Any:
+    """The declared default of ``STRATA[key]`` (or of ``STRATA[block][key]``)."""
+    if block is not None:
+        container = declared(block)
+        assert isinstance(container, Block)
+        return container.setting(key).default
+    setting = declared(key)
+    assert isinstance(setting, Setting)
+    return setting.default
+
+
+@dataclass(frozen=True)
 class StrataSettings:
-    """The validated values of the ``STRATA`` setting."""
+    """The validated values of the ``STRATA`` setting (see :data:`SETTINGS`)."""
 
     health_path: str
     edge_ttl: int
@@ -229,14 +425,14 @@ class StrataSettings:
     fragment_cache: FragmentCacheSettings
     accelerators: tuple[str, ...]
     purge_secret: str
+    bench_secret: str
     purge_delay: float
     purge_wait: float
     tags_header_limit: int
     timing: TimingSettings
-    replicas: tuple[str, ...] = ()
-    """``DATABASES`` aliases of read replicas (``strata.replicas``)."""
-    read_your_writes: float = 10.0
-    """Seconds a context or client that wrote reads from the primary."""
+    replicas: tuple[str, ...]
+    read_your_writes: float
+    transaction_pooled: tuple[str, ...]
 
     @property
     def tracks_reads(self) -> bool:
@@ -249,96 +445,85 @@ class StrataSettings:
         )
 
 
-def raw_settings() -> dict:
-    """``settings.STRATA`` merged over the defaults (unvalidated: see ``strata.checks``)."""
-    raw = getattr(django_settings, "STRATA", {})
-    return {**DEFAULTS, **raw} if isinstance(raw, dict) else dict(DEFAULTS)
-
-
 @cache
 def strata_settings() -> StrataSettings:
-    """Read ``settings.STRATA`` once; system checks report what is wrong with it."""
-    raw = raw_settings()
-    server_name = raw["SERVER_NAME"] or os.environ.get("STRATA_SERVER_NAME") or socket.gethostname()
-    block = raw["QUERY_CACHE"]
-    query = {**QUERY_CACHE_DEFAULTS, **(block if isinstance(block, dict) else {})}
-    return StrataSettings(
-        health_path=str(raw["HEALTH_PATH"]),
-        edge_ttl=int(raw["EDGE_TTL"]),
-        server_name=str(server_name),
-        cache_alias=str(raw["CACHE"]),
-        write_row_limit=int(raw["WRITE_ROW_LIMIT"]),
-        query_cache=QueryCacheSettings(
-            enabled=isinstance(block, dict) and bool(query["ENABLED"]),
-            timeout=int(query["TIMEOUT"]),
-            max_rows=int(query["MAX_ROWS"]),
-            exclude_tables=frozenset(query["EXCLUDE_TABLES"]),
-            exclude_apps=frozenset(query["EXCLUDE_APPS"]),
-            cache_nondeterministic=bool(query["CACHE_NONDETERMINISTIC"]),
-        ),
-        page_cache=_page_cache(raw["PAGE_CACHE"]),
-        fragment_cache=_fragment_cache(raw["FRAGMENT_CACHE"]),
-        accelerators=tuple(str(url).rstrip("/") for url in raw["ACCELERATORS"]),
-        purge_secret=str(raw["PURGE_SECRET"]),
-        purge_delay=float(raw["PURGE_DELAY"]),
-        purge_wait=float(raw["PURGE_WAIT"]),
-        tags_header_limit=int(raw["TAGS_HEADER_LIMIT"]),
-        timing=_timing(raw["TIMING"]),
-        replicas=_replicas(raw["REPLICAS"]),
-        read_your_writes=_seconds(raw["READ_YOUR_WRITES"], DEFAULTS["READ_YOUR_WRITES"]),
+    """Read ``settings.STRATA`` once; a wrong value is its default, and a check names it.
+
+    Read again after ``STRATA`` changes (``override_settings`` in tests).
+    """
+    raw = getattr(django_settings, "STRATA", {})
+    raw = raw if isinstance(raw, dict) else {}  # strata.E001 says so
+    values: dict[str, Any] = {}
+    for item in SETTINGS:
+        if isinstance(item, Block):
+            values[item.attribute] = _read_block(item, raw.get(item.key))
+        else:
+            values[item.name] = item.value(raw.get(item.key, item.default))
+    values["server_name"] = str(
+        values["server_name"] or os.environ.get("STRATA_SERVER_NAME") or socket.gethostname()
     )
+    if values["bench_secret"] is None:
+        values["bench_secret"] = values["purge_secret"]  # the old way: strata.W043
+    return StrataSettings(**values)
 
 
-def _replicas(value) -> tuple[str, ...]:
-    # A wrong value means no replicas here; strata.E027 names it.
-    if not isinstance(value, list | tuple):
-        return ()
-    return tuple(alias for alias in value if isinstance(alias, str))
+def _forget_settings(setting: str, **kwargs) -> None:
+    if setting == "STRATA":
+        strata_settings.cache_clear()
 
 
-def _seconds(value, default: float) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    return float(default)
+setting_changed.connect(_forget_settings, dispatch_uid="strata-settings-changed")
 
 
-def _page_cache(block) -> PageCacheSettings:
-    page = {**PAGE_CACHE_DEFAULTS, **(block if isinstance(block, dict) else {})}
-    return PageCacheSettings(
-        enabled=isinstance(block, dict) and bool(page["ENABLED"]),
-        timeout=int(page["TIMEOUT"]),
-        stale_while_revalidate=int(page["STALE_WHILE_REVALIDATE"]),
-        status_timeouts={int(k): int(v) for k, v in dict(page["STATUS_TIMEOUTS"]).items()},
-        ignored_parameters=tuple(page["IGNORED_PARAMETERS"]),
-        max_query_string=int(page["MAX_QUERY_STRING"]),
-        exclude_paths=tuple(page["EXCLUDE_PATHS"]),
-        lock_timeout=int(page["LOCK_TIMEOUT"]),
-        lock_wait=float(page["LOCK_WAIT"]),
-    )
+def _read_block(block: Block, given: Any) -> Any:
+    given = given if isinstance(given, dict) else None
+    values = {s.name: s.value((given or {}).get(s.key, s.default)) for s in block.settings}
+    if block.present_means_enabled and given is not None and "ENABLED" not in given:
+        values["enabled"] = True
+    return block.holds(**values)
 
 
-def _fragment_cache(block) -> FragmentCacheSettings:
-    fragment = {**FRAGMENT_CACHE_DEFAULTS, **(block if isinstance(block, dict) else {})}
-    return FragmentCacheSettings(
-        enabled=isinstance(block, dict) and bool(fragment["ENABLED"]),
-        timeout=int(fragment["TIMEOUT"]),
-    )
+def settings_table() -> str:
+    """Every declared setting as Markdown: the body of ``docs/settings.md``."""
+    lines = [
+        "# Settings",
+        "",
+        "<!-- Generated by `python -m strata.settings_doc > docs/settings.md` from the",
+        "     declarations in strata/conf.py: edit those, not this file. -->",
+        "",
+        "Strata reads one dict from Django's settings, `STRATA`, once per process. Every key",
+        "is optional. A wrong value is reported by the system check named beside it, and the",
+        "default is used meanwhile.",
+        "",
+        "```python",
+        'STRATA = {"QUERY_CACHE": {"ENABLED": True}, "PAGE_CACHE": {"ENABLED": True}}',
+        "```",
+        "",
+        *_table(SETTINGS),
+    ]
+    for block in SETTINGS:
+        if isinstance(block, Block):
+            about = _markdown(block.doc)
+            lines += ["", f"## `{block.key}`", "", f"{about[0].upper()}{about[1:]}.", ""]
+            lines += _table(block.settings)
+    return "\n".join(lines) + "\n"
 
 
-def _timing(block) -> TimingSettings:
-    # Unlike the caches, timing is on when the block is absent: it costs microseconds
-    # and it is how a site sees where its time goes.
-    # A wrong value falls back to its default here; strata.E024 names it.
-    timing = {**TIMING_DEFAULTS, **(block if isinstance(block, dict) else {})}
-    mode = timing["SERVER_TIMING"]
-    try:
-        interval = max(0.0, float(timing["FLUSH_INTERVAL"]))
-    except (TypeError, ValueError):
-        interval = float(TIMING_DEFAULTS["FLUSH_INTERVAL"])
-    slow = timing["SLOW_QUERIES"]
-    return TimingSettings(
-        enabled=(block is None or isinstance(block, dict)) and bool(timing["ENABLED"]),
-        server_timing=mode if mode in SERVER_TIMING_CHOICES else "personal",
-        flush_interval=interval,
-        slow_queries=min(slow, 20) if isinstance(slow, int) and slow >= 0 else 3,
-    )
+def _table(items) -> list[str]:
+    rows = ["| key | default | kind | check | meaning |", "|---|---|---|---|---|"]
+    for item in items:
+        if isinstance(item, Block):
+            row = (item.key, "see below", "dict", item.check_id, item.doc)
+        else:
+            shown = "unset" if item.default is None else f"`{item.default!r}`"
+            row = (item.key, shown, item.kind.expected, item.check_id, item.doc)
+        key, shown, kind, check_id, doc = row
+        rows.append(f"| `{key}` | {shown} | {kind} | `{check_id}` | {_markdown(doc)} |")
+    return rows
+
+
+def _markdown(text: str) -> str:
+    """reStructuredText literals and roles, as the docs write them."""
+    for role in (":mod:", ":func:", ":class:"):
+        text = text.replace(role, "")
+    return text.replace("``", "`").replace("|", "\\|")

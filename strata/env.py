@@ -20,11 +20,12 @@ variable                    what it sets
 ``DJANGO_ALLOWED_HOSTS``    added to ``ALLOWED_HOSTS`` (comma-separated)
 ``STRATA_ACCELERATORS``     ``STRATA["ACCELERATORS"]``: the Varnish nodes to purge
 ``STRATA_PURGE_SECRET``     ``STRATA["PURGE_SECRET"]``
+``STRATA_BENCH_SECRET``     ``STRATA["BENCH_SECRET"]``: what bench mode's requests must send
 ``STRATA_EDGE_TTL``         ``STRATA["EDGE_TTL"]``
 ``STRATA_RUN_DIR``          ``STATIC_ROOT`` (``<run dir>/static``) when the settings set none
 ==========================  ===============================================================
 
-The system check ``strata.W040`` warns when one of them is set but the settings ended
+The system check ``strata.W040`` (:mod:`strata.env_checks`) warns when one of them is set but the settings ended
 up ignoring it (a settings module that never calls :func:`configure`, or overrides it).
 (``docs/design.md``, "One environment for every process of a site".)
 
@@ -70,6 +71,7 @@ STACK_VARIABLES = (
     "DJANGO_ALLOWED_HOSTS",
     "STRATA_ACCELERATORS",
     "STRATA_PURGE_SECRET",
+    "STRATA_BENCH_SECRET",
     "STRATA_EDGE_TTL",
     "STRATA_RUN_DIR",
 )
@@ -115,8 +117,12 @@ def configure(settings: MutableMapping[str, Any], environ: Mapping[str, str] | N
     strata = dict(settings.get("STRATA") or {})
     if "STRATA_ACCELERATORS" in environ:  # set and empty: purge nothing (no accelerator)
         strata["ACCELERATORS"] = split_list(environ["STRATA_ACCELERATORS"])
-    if given("STRATA_PURGE_SECRET"):
-        strata["PURGE_SECRET"] = given("STRATA_PURGE_SECRET")
+    for variable, key in (
+        ("STRATA_PURGE_SECRET", "PURGE_SECRET"),
+        ("STRATA_BENCH_SECRET", "BENCH_SECRET"),
+    ):
+        if given(variable):
+            strata[key] = given(variable)
     if given("STRATA_EDGE_TTL"):
         try:
             strata["EDGE_TTL"] = int(given("STRATA_EDGE_TTL"))
@@ -170,11 +176,12 @@ def database(
     """
     url = (os.environ if environ is None else environ).get(var) or default
     try:
-        config = dj_database_url.parse(
+        parsed = dj_database_url.parse(
             url, conn_max_age=conn_max_age, conn_health_checks=conn_max_age > 0
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"{var}={url!r} is not a database URL: {exc}") from exc
+    config: dict[str, Any] = dict(parsed)
     if "postgresql" in config["ENGINE"]:
         # A database host that does not answer must fail a request, not hang it.
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
@@ -225,7 +232,7 @@ def cache_from_url(url: str, source: str = "cache URL") -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"{source}={url!r}: unknown cache scheme {parts.scheme!r} (known: {known})"
         )
-    options = dict(parse_qsl(parts.query))
+    options: dict[str, Any] = dict(parse_qsl(parts.query))
     config: dict[str, Any] = {"BACKEND": backend}
     if parts.scheme in ("redis", "rediss"):
         config["LOCATION"] = f"{parts.scheme}://{parts.netloc}{parts.path}"

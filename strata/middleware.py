@@ -22,15 +22,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
 from .conf import strata_settings
-from .edge import fence, purge
+from .edge import fence, tickets
 from .edge.headers import set_tag_headers
+from .edge.outcomes import Outcome, bypass
 from .edge.policy import apply_edge_cache_control, mark_uncacheable
 from .pages.cache import PageCache, Rendered
 from .pages.holes import has_holes
 from .pages.wsgi import LOOKUP_KEY
 from .querycache.control import caching_disabled
 from .tags.recorder import recording
-from .tags.versions import CacheUnavailable, version_store
+from .tags.stores import version_store
+from .tags.versions import CacheUnavailable
 from .timing import aggregates, collector
 from .timing import monkey_patch as timing_hooks
 from .timing.headers import add_bench_headers, add_server_timing, bench_mode, wants_server_timing
@@ -61,13 +63,13 @@ class StrataMiddleware:
         self.timing_on = conf.timing.enabled
         self.server_timing = conf.timing.server_timing
         self.slow_queries = conf.timing.slow_queries
-        self.bench_secret = conf.purge_secret.encode("utf-8", "surrogatepass")
+        self.bench_secret = conf.bench_secret.encode("utf-8", "surrogatepass")
         if self.timing_on:
             timing_hooks.install()  # done at start-up; this adds caches configured since
 
     def __call__(self, request: HttpRequest):
         if request.path_info == self.health_path:
-            response = HttpResponse(b"ok\n", content_type="text/plain")
+            response: HttpResponseBase = HttpResponse(b"ok\n", content_type="text/plain")
             response["Cache-Control"] = "no-store"
             response["X-Strata-Server"] = self.server_header
             return response
@@ -90,11 +92,11 @@ class StrataMiddleware:
             collector.stop(token)
         if bench is not None:
             kind = f"bench-{bench}"
-        elif status == "page-hit" or status == "page-stale":
-            kind = "page-hit"
+        elif status == Outcome.PAGE_HIT or status == Outcome.PAGE_STALE:
+            kind = Outcome.PAGE_HIT.value  # a plain str: kinds are pickled with the figures
         else:
             kind = "rendered"
-        view = aggregates.view_of(request, served_from_cache=kind == "page-hit")
+        view = aggregates.view_of(request, served_from_cache=kind == Outcome.PAGE_HIT)
         if bench is not None:
             add_bench_headers(response, timing, view)
             add_server_timing(response, timing)
@@ -113,29 +115,31 @@ class StrataMiddleware:
         every Strata cache off (see :mod:`strata.timing`, bench mode).
         """
         if self.purges:
-            purge.begin_request()
+            tickets.begin_request()
+        status: str | None
         if bench is not None:
             request.META.pop(LOOKUP_KEY, None)  # the page cache is not used at all
             with caching_disabled() if bench == "cold" else nullcontext():
                 rendered = self.render(request)
             response = rendered.response
-            status = f"bypass: bench {bench}"
+            status = bypass(f"bench {bench}")
         elif self.pages is not None:
             looked_up = request.META.pop(LOOKUP_KEY, None)  # by PageCacheApplication
-            outcome = self.pages.respond(request, self.render, looked_up)
-            response, status = outcome.response, outcome.status
+            answer = self.pages.respond(request, self.render, looked_up)
+            response, status = answer.response, answer.outcome
         else:
             rendered = self.render(request)
             response = rendered.response
-            status = f"bypass: {rendered.personal}" if rendered.personal else None
+            status = bypass(rendered.personal) if rendered.personal else None
             if status is None and not rendered.recorder.cacheable:
-                status = f"bypass: {rendered.recorder.uncacheable or 'data changed'}"
+                status = bypass(rendered.recorder.uncacheable or "data changed")
         if status is not None:
-            response["X-Strata"] = status
+            # A plain str: WSGI servers may refuse a str subclass (wsgiref asserts it).
+            response["X-Strata"] = str(status)
         if self.purges:
             # A request that wrote answers once its first purge is out: the next
             # request, from anyone, sees the change (bounded by PURGE_WAIT).
-            purge.wait_for_tickets(self.conf.purge_wait)
+            tickets.wait_for_tickets(self.conf.purge_wait)
         response["X-Strata-Server"] = self.server_header
         return response, status
 
@@ -203,11 +207,11 @@ def _check_still_current(recorder, cache_alias: str) -> None:
 class _Untracked:
     """Stands for a recorder when no layer tracks reads: nothing to store, no tags."""
 
-    snapshot: dict = {}
-    provisional: set = set()
-    tags: set = set()
+    snapshot: dict[str, str] = {}
+    provisional: set[str] = set()
+    tags: set[str] = set()
     cacheable = True
-    uncacheable = None
+    uncacheable: str | None = None
 
 
 _UNTRACKED = _Untracked()

@@ -51,6 +51,7 @@ def database_unavailable(request, exception: BaseException) -> HttpResponse:
             request.method,
             request.path,
         )
+    body: str
     try:
         body = render_to_string("strata/unavailable.html")
     except TemplateDoesNotExist:

@@ -18,19 +18,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from .suites.services import ServiceMissing, running_services
+from tests.helpers import REPO, pytest_command
+from tests.suites.services import ServiceMissing, running_services
 
 BACKENDS = ("postgres-redis", "postgres-memcached", "sqlite-file")
 TESTS = [
     "tests/querycache",
-    "tests/test_versions.py",
+    "tests/tags/test_versions.py",
     "tests/pages",
     "tests/fragments",
     "tests/timing",
 ]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run(name: str, extra: list[str]) -> int:
@@ -47,16 +46,7 @@ def run(name: str, extra: list[str]) -> int:
                 f"== {name}: DATABASE_URL={env['DATABASE_URL']} CACHE_URL={env['CACHE_URL']}",
                 flush=True,
             )
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *TESTS,
-                *extra,
-            ]
+            command = pytest_command(*TESTS, *extra)
             return subprocess.run(command, cwd=REPO, env=env).returncode
     except ServiceMissing as exc:
         print(f"{name}: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .stackutil import demo_stack
+from tests.helpers import demo_stack
 
 
 @pytest.fixture(scope="session")

@@ -337,7 +337,7 @@ def run_role(args) -> None:
         # Prove the checker can fail: writers that never change versions.
         import strata.tags.invalidation as invalidation
 
-        invalidation.bump_now = lambda tags: True
+        invalidation.bump_now = lambda tags, using: True
     with open(args.out, "w") as out:
         if args.role == "writer":
             writer(args.index, args.writers, args.seed, args.deadline, ids, places, args.user, out)

@@ -1,7 +1,7 @@
 """Settings for the pgbouncer tests: the demo's database through pgbouncer in transaction mode.
 
-``tests/pgbouncer/test_through_pgbouncer.py`` starts PostgreSQL and pgbouncer and runs
-``tests/pgbouncer/pgbouncer_cases.py`` under these settings in a pytest of its own, with
+``tests/stack/pgbouncer/test_through_pgbouncer.py`` starts PostgreSQL and pgbouncer and runs
+``tests/stack/pgbouncer/pgbouncer_cases.py`` under these settings in a pytest of its own, with
 ``DATABASE_URL`` naming pgbouncer (``?pool_mode=transaction``, read by
 :func:`strata.env.database` in the demo's settings).
 """

@@ -317,6 +317,7 @@ def test_site_css_is_served_without_collectstatic(client):
 
     assert response.status_code == 200
     assert b"#hello-box" in b"".join(response.streaming_content)
+    response.close()  # a stream's request ends when it is closed (request_finished)
 
 
 # Seed command

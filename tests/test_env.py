@@ -97,7 +97,7 @@ def _settings():
         "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         "ALLOWED_HOSTS": ["www.example.com"],
         "MIDDLEWARE": ["strata.middleware.StrataMiddleware", "x.Middleware"],
-        "STRATA": {"PAGE_CACHE": {}, "EDGE_TTL": 60},
+        "STRATA": {"PAGE_CACHE": {"ENABLED": True}, "EDGE_TTL": 60},
     }
 
 
@@ -117,6 +117,7 @@ def test_configure_reads_everything_the_stack_exports():
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1, localhost",
             "STRATA_ACCELERATORS": "http://127.0.0.1:8080,http://127.0.0.1:8081",
             "STRATA_PURGE_SECRET": "s3cret",
+            "STRATA_BENCH_SECRET": "b3nch",
             "STRATA_EDGE_TTL": "300",
             "STRATA_RUN_DIR": "/srv/run",
         },
@@ -126,10 +127,11 @@ def test_configure_reads_everything_the_stack_exports():
     assert settings["CACHES"]["default"]["LOCATION"] == "redis://127.0.0.1:8379/0"
     assert settings["ALLOWED_HOSTS"] == ["www.example.com", "127.0.0.1", "localhost"]
     assert settings["STRATA"] == {
-        "PAGE_CACHE": {},
+        "PAGE_CACHE": {"ENABLED": True},
         "EDGE_TTL": 300,
         "ACCELERATORS": ["http://127.0.0.1:8080", "http://127.0.0.1:8081"],
         "PURGE_SECRET": "s3cret",
+        "BENCH_SECRET": "b3nch",
     }
     assert settings["STATIC_ROOT"] == "/srv/run/static"
 
@@ -162,7 +164,7 @@ def test_a_malformed_edge_ttl_is_a_configuration_error():
 
 
 def test_settings_that_ignore_the_stack_get_a_warning(settings, monkeypatch):
-    from strata.checks import check_stack_environment
+    from strata.env_checks import check_stack_environment
 
     assert check_stack_environment() == []
     monkeypatch.setenv("STRATA_ACCELERATORS", "http://127.0.0.1:9")
@@ -172,4 +174,14 @@ def test_settings_that_ignore_the_stack_get_a_warning(settings, monkeypatch):
     assert "CACHE_URL, STRATA_ACCELERATORS" in warning.msg
     settings.STRATA = {**settings.STRATA, "ACCELERATORS": ["http://127.0.0.1:9"]}
     settings.CACHES = {"default": env.cache_from_url("redis://127.0.0.1:9/0")}
+    assert check_stack_environment() == []
+
+
+def test_a_bench_secret_the_settings_ignore_gets_a_warning(settings, monkeypatch):
+    from strata.env_checks import check_stack_environment
+
+    monkeypatch.setenv("STRATA_BENCH_SECRET", "b3nch-secret-of-sixteen")
+    [warning] = check_stack_environment()
+    assert warning.id == "strata.W040" and "STRATA_BENCH_SECRET" in warning.msg
+    settings.STRATA = {**settings.STRATA, "BENCH_SECRET": "b3nch-secret-of-sixteen"}
     assert check_stack_environment() == []

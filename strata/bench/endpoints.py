@@ -1,30 +1,23 @@
 """Where a benchmark sends its requests: the stack's public address, its app-server pool,
 the Host its pages are cached under, and the secret that switches caches off.
 
-A stack started by ``strata up`` describes itself in its run directory: ``state.json``
-(the public URL and the status rows; the load balancer's row names the pool port) and
-``purge-secret``. Another stack is addressed by a full URL, with the pool at Strata's
-usual offset (public port + 90) unless told otherwise.
+A stack started by ``strata up`` describes itself in its run directory
+(:class:`strata.stack.runstate.RunState`: the public URL, each program's address, the
+pool's port, the purge secret). Another stack is addressed by a full URL, with the pool
+at Strata's usual offset (public port + 90) unless told otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..stack.process import pid_alive
+from ..stack.config import OFFSETS
+from ..stack.runstate import NoStack, RunState
 
-__all__ = ["Endpoints", "NoStack", "from_run_dir", "from_url", "POOL_OFFSET"]
-
-POOL_OFFSET = 90
-"""The app-server pool's port relative to the public port in ``strata up``'s layout."""
-
-
-class NoStack(Exception):
-    """No running stack could be found where the user pointed; the message says what to do."""
+__all__ = ["Endpoints", "from_run_dir", "from_url"]
 
 
 @dataclass
@@ -67,36 +60,13 @@ def _split_address(text: str) -> tuple[str, int] | None:
 
 
 def from_run_dir(run_dir: Path, secret: str | None = None) -> Endpoints:
-    """The stack that ``strata up`` (or :class:`strata.stack.stack.Stack`) runs in ``run_dir``."""
-    run_dir = Path(run_dir).resolve()
-    state_path = run_dir / "state.json"
-    try:
-        state = json.loads(state_path.read_text())
-        pid = int(state["pid"])
-        url = urlsplit(state["url"])
-    except FileNotFoundError:
-        raise NoStack(f"no stack is running for {run_dir}") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise NoStack(f"cannot read {state_path}: {error}") from None
-    if not pid_alive(pid):
-        raise NoStack(f"no stack is running for {run_dir} (its strata up, pid {pid}, is gone)")
-    rows = state.get("rows") or []
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    pool: tuple[str, int] | None = None
+    """The stack that ``strata up`` (or :class:`strata.stack.stack.Stack`) runs in
+    ``run_dir``; :class:`NoStack` when none runs there."""
+    state = RunState.running(run_dir)
     notes = []
-    for row in rows:
-        address = str(row.get("address", ""))
-        if row.get("layer") == "load balancer":
-            found = re.search(r"\bpool (\d+)\b", address)
-            if found:
-                pool = (host, int(found.group(1)))
+    pool = state.pool
     if pool is None:
-        servers = [
-            _split_address(str(row.get("address", "")))
-            for row in rows
-            if row.get("layer") == "app server"
-        ]
-        servers = [s for s in servers if s]
+        servers = state.addresses("app server")
         if servers:
             pool = servers[0]
             if len(servers) > 1:
@@ -105,22 +75,16 @@ def from_run_dir(run_dir: Path, secret: str | None = None) -> Endpoints:
                     f"app server ({pool[0]}:{pool[1]}) of {len(servers)}"
                 )
         else:
-            pool = (host, port)
-    has_accelerator = any(row.get("layer") == "accelerator" for row in rows)
-    if secret is None:
-        try:
-            secret = (run_dir / "purge-secret").read_text().strip()
-        except OSError:
-            secret = ""
+            pool = (state.host, state.port)
     return Endpoints(
-        host=host,
-        port=port,
+        host=state.host,
+        port=state.port,
         pool_host=pool[0],
         pool_port=pool[1],
-        secret=secret,
-        source=f"strata up in {run_dir} (pid {pid})",
-        has_accelerator=has_accelerator,
-        rows=rows,
+        secret=state.secret if secret is None else secret,
+        source=f"strata up in {state.run_dir} (pid {state.pid})",
+        has_accelerator=bool(state.named("accelerator")),
+        rows=state.rows,
         notes=notes,
     )
 
@@ -136,7 +100,7 @@ def from_url(url: str, pool: str | None = None, secret: str | None = None) -> En
         if address is None:
             raise NoStack(f"--pool {pool} is not HOST:PORT")
     else:
-        address = (parts.hostname, port + POOL_OFFSET)
+        address = (parts.hostname, port + OFFSETS["pool"])
     return Endpoints(
         host=parts.hostname,
         port=port,

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .stats import interpolated_percentile
 from .tiers import describe, header_value
 from .wrk import run_wrk_checked, wrk_available, wrk_version
 
@@ -33,7 +34,6 @@ __all__ = [
     "WrkLoad",
     "choose_engine",
     "merge",
-    "percentile",
 ]
 
 MISMATCH_LIMIT = 0.01
@@ -121,18 +121,6 @@ class LoadResult:
         return lines
 
 
-def percentile(ordered: list[float], p: float) -> float | None:
-    """The ``p``-th percentile (0–100) of sorted values, interpolated; None when empty."""
-    if not ordered:
-        return None
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * p / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 class WrkLoad:
     """wrk, with a Lua script that checks the proof header of every response."""
 
@@ -214,9 +202,9 @@ def merge(tallies: list[Tally], engine: str, seconds: float, connections: int) -
         answered=len(latencies),
         mismatches=dict(mismatches),
         errors=sum(t.errors for t in tallies),
-        p50_ms=percentile(latencies, 50),
-        p90_ms=percentile(latencies, 90),
-        p99_ms=percentile(latencies, 99),
+        p50_ms=interpolated_percentile(latencies, 50),
+        p90_ms=interpolated_percentile(latencies, 90),
+        p99_ms=interpolated_percentile(latencies, 99),
         max_ms=latencies[-1] if latencies else None,
         latency_of="answered requests",
         proof_header=first.proof_header,

@@ -15,13 +15,16 @@ import io
 import json
 import os
 import platform
+from collections.abc import Iterable
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
+import django
 from rich.table import Table
 
 from .. import __version__
-from .breakdown import COMPONENTS
+from .breakdown import COMPONENTS, Breakdown
 from .run import BenchRun, TierRun
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "breakdown_tables",
     "machine",
     "notes",
+    "package_version",
     "result_rows",
     "summary_table",
     "to_json",
@@ -44,15 +48,41 @@ COLD_NOTE = (
 NO_MATPLOTLIB = "chart not drawn: matplotlib is not installed (pip install 'django-strata[chart]')"
 
 
-def machine() -> dict:
-    """The machine a benchmark ran on."""
+def machine(packages: Iterable[str] = ()) -> dict:
+    """The machine a benchmark ran on: CPU, cores, memory, kernel, load, Python and Django,
+    and the version of each distribution in ``packages`` (None when not installed)."""
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "memory": _proc_field("/proc/meminfo", "MemTotal"),
+        "kernel": platform.release(),
         "node": platform.node(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "django": django.get_version(),
+        "packages": {name: package_version(name) for name in packages},
     }
+
+
+def _proc_field(path: str, name: str) -> str | None:
+    """The value of the first ``name: value`` line of a /proc file (None off Linux)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def package_version(distribution: str) -> str | None:
+    """The installed version of the Python distribution ``distribution``, None if absent."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _ms(value: float | None) -> str:
@@ -65,12 +95,12 @@ def _ms(value: float | None) -> str:
     return f"{value:,.0f} ms"
 
 
-def result_rows(bench: BenchRun) -> list[dict]:
+def result_rows(bench: BenchRun) -> list[dict[str, object]]:
     """One plain row per page and tier: what the table, JSON and HTML all show."""
     rows = []
     for run in bench.runs:
         load = run.load
-        row = {
+        row: dict[str, object] = {
             "path": run.path,
             "tier": run.tier.name,
             "title": run.tier.title,
@@ -194,12 +224,13 @@ def summary_table(bench: BenchRun) -> Table:
         answered = f"{load.answered:,} of {load.requests:,}"
         if load.mismatched:
             answered = f"[yellow]{answered}[/]"
-        verdict = run.tier.target.verdict(load.p50_ms) if load.p50_ms is not None else "-"
+        p50 = load.p50_ms
+        verdict = run.tier.target.verdict(p50) if p50 is not None else "-"
         if not load.valid:
             verdict = "[red]not valid[/]"
-        elif run.tier.target.ratio(load.p50_ms) <= 1:
+        elif p50 is not None and run.tier.target.ratio(p50) <= 1:
             verdict = f"[green]{verdict}[/]"
-        elif run.tier.target.ratio(load.p50_ms) >= 5:
+        elif p50 is not None and run.tier.target.ratio(p50) >= 5:
             verdict = f"[red]{verdict}[/]"
         if run.status == "partial":
             verdict += " (partial)"
@@ -221,43 +252,44 @@ def breakdown_tables(bench: BenchRun) -> list[tuple[Table, list[str]]]:
     """Per page: where a warm and a cold request's time goes, the 30% verdict, slow queries."""
     out = []
     for path in bench.plan.paths:
-        runs = [r for r in bench.runs if r.path == path and r.breakdown is not None]
+        runs = [(r, r.breakdown) for r in bench.runs if r.path == path and r.breakdown is not None]
         if not runs:
             continue
         table = Table(title=f"where the time goes: {path}", title_justify="left", min_width=60)
         table.add_column("component")
-        for run in runs:
-            table.add_column(f"{run.tier.name} (mean of {run.breakdown.requests})", justify="right")
+        for run, b in runs:
+            table.add_column(f"{run.tier.name} (mean of {b.requests})", justify="right")
         for name, label in COMPONENTS.items():
             cells = []
-            for run in runs:
-                share = run.breakdown.shares.get(name, 0.0)
-                cell = f"{_ms(run.breakdown.components_ms.get(name))}  {share:>4.0%}"
+            for _run, b in runs:
+                share = b.shares.get(name, 0.0)
+                cell = f"{_ms(b.components_ms.get(name))}  {share:>4.0%}"
                 if name != "app" and share > 0.30:
                     cell = f"[red]{cell}[/]"
                 cells.append(cell)
             table.add_row(label, *cells)
-        table.add_row("total", *[_ms(r.breakdown.total_ms) for r in runs])
+        table.add_row("total", *[_ms(b.total_ms) for _r, b in runs])
         table.add_row(
             "queries",
-            *[f"{r.breakdown.queries:g}" if r.breakdown.queries is not None else "-" for r in runs],
+            *[f"{b.queries:g}" if b.queries is not None else "-" for _r, b in runs],
         )
-        lines = [f"{run.tier.name}: {run.breakdown.verdict}" for run in runs]
+        lines = [f"{run.tier.name}: {b.verdict}" for run, b in runs]
         slow = _slowest(runs)
         if slow is not None:
-            lines.append(f"slowest queries ({slow.tier.name}):")
-            for query in slow.breakdown.slowest:
+            slow_run, slow_breakdown = slow
+            lines.append(f"slowest queries ({slow_run.tier.name}):")
+            for query in slow_breakdown.slowest:
                 sql = query.sql if len(query.sql) <= 110 else query.sql[:109] + "…"
                 lines.append(f"  {_ms(query.max_ms)} (mean {_ms(query.mean_ms)}) {sql}")
         out.append((table, lines))
     return out
 
 
-def _slowest(runs: list[TierRun]) -> TierRun | None:
+def _slowest(runs: list[tuple[TierRun, Breakdown]]) -> tuple[TierRun, Breakdown] | None:
     for name in ("cold", "warm"):
-        for run in runs:
-            if run.tier.name == name and run.breakdown.slowest:
-                return run
+        for run, b in runs:
+            if run.tier.name == name and b.slowest:
+                return run, b
     return None
 
 
@@ -347,16 +379,20 @@ def chart_png(bench: BenchRun) -> bytes | None:
     for i, path in enumerate(paths):
         colour = colours(i % 10)
         for x, tier in enumerate(tiers):
-            run = next((r for r in bench.runs if r.path == path and r.tier is tier), None)
-            if run is None or run.load is None or run.load.p50_ms is None:
+            found = next((r for r in bench.runs if r.path == path and r.tier is tier), None)
+            if found is None or found.load is None:
                 continue
-            load = run.load
+            load = found.load
+            # The percentiles are all None (nothing answered) or all measured.
+            p50, p90, p99 = load.p50_ms, load.p90_ms, load.p99_ms
+            if p50 is None or p90 is None or p99 is None:
+                continue
             at = x - width / 2 + step * (i + 1)
-            faded = 0.35 if (not load.valid or run.status == "partial") else 1.0
-            axes.vlines(at, load.p50_ms, load.p99_ms, colors=[colour], alpha=faded, lw=2)
-            axes.plot([at], [load.p50_ms], "o", color=colour, alpha=faded)
-            axes.plot([at], [load.p90_ms], "^", color=colour, alpha=faded)
-            axes.plot([at], [load.p99_ms], "x", color=colour, alpha=faded)
+            faded = 0.35 if (not load.valid or found.status == "partial") else 1.0
+            axes.vlines(at, p50, p99, colors=[colour], alpha=faded, lw=2)
+            axes.plot([at], [p50], "o", color=colour, alpha=faded)
+            axes.plot([at], [p90], "^", color=colour, alpha=faded)
+            axes.plot([at], [p99], "x", color=colour, alpha=faded)
         axes.plot([], [], "o-", color=colour, label=path)
     for x, tier in enumerate(tiers):
         if not any(r.tier is tier and r.load and r.load.p50_ms is not None for r in bench.runs):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from ..edge.outcomes import Outcome, bypass
 from ..stack.probes import http_get
 from .breakdown import Breakdown, breakdown
 from .endpoints import Endpoints
@@ -235,12 +236,12 @@ def _why_not(plan: BenchPlan, tier: Tier, check) -> str:
     if tier.bench_mode:
         if not plan.endpoints.secret:
             text += "; no secret to send (pass --secret)"
-        elif header_value(check.headers, "X-Strata") == "page-hit":
+        elif header_value(check.headers, "X-Strata") == Outcome.PAGE_HIT:
             text += (
                 "; the page cache answered before bench mode could skip it (a "
                 "PageCacheApplication in front of Django that does not know X-Strata-Bench?)"
             )
-        elif not (header_value(check.headers, "X-Strata") or "").startswith("bypass: bench"):
+        elif not (header_value(check.headers, "X-Strata") or "").startswith(bypass("bench")):
             text += (
                 "; the app did not answer in bench mode (its StrataMiddleware does not "
                 "support X-Strata-Bench, or the secret is wrong)"

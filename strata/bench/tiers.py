@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..edge.outcomes import Outcome, bypass
+
 __all__ = [
     "BENCH_HEADER",
     "SECRET_HEADER",
@@ -134,7 +136,7 @@ TIERS: tuple[Tier, ...] = (
         target=Target(35),
         route="pool",
         proof_header="X-Strata",
-        proof_value="page-hit",
+        proof_value=Outcome.PAGE_HIT.value,
     ),
     Tier(
         name="warm",
@@ -142,7 +144,7 @@ TIERS: tuple[Tier, ...] = (
         target=Target(300, 100),
         route="pool",
         proof_header="X-Strata",
-        proof_value="bypass: bench warm",
+        proof_value=bypass("bench warm"),
         bench_mode="warm",
     ),
     Tier(
@@ -151,7 +153,7 @@ TIERS: tuple[Tier, ...] = (
         target=Target(2000, 500),
         route="pool",
         proof_header="X-Strata",
-        proof_value="bypass: bench cold",
+        proof_value=bypass("bench cold"),
         bench_mode="cold",
         primes=0,
     ),

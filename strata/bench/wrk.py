@@ -212,7 +212,7 @@ def run_wrk_checked(
     *,
     header: str,
     value: str,
-    seconds: int = 5,
+    seconds: float = 5,
     connections: int = 10,
     threads: int = 2,
     headers: dict[str, str] | None = None,
@@ -221,10 +221,11 @@ def run_wrk_checked(
 ) -> WrkResult:
     """Drive ``url`` like :func:`run_wrk`, checking that every response has ``header: value``.
 
-    wrk's durations are whole seconds (at least 1). ``tick`` is called about five times a
-    second with the seconds elapsed. Ctrl-C (KeyboardInterrupt) stops wrk the way its own
-    Ctrl-C does, and the result covers the time it ran (``interrupted`` is set); wrk runs
-    in a session of its own, so only this function decides when it stops.
+    wrk's durations are whole seconds: ``seconds`` is rounded up (at least 1). ``tick`` is
+    called about five times a second with the seconds elapsed. Ctrl-C (KeyboardInterrupt)
+    stops wrk the way its own Ctrl-C does, and the result covers the time it ran
+    (``interrupted`` is set); wrk runs in a session of its own, so only this function
+    decides when it stops.
     """
     seconds = _whole_seconds(seconds)
     with tempfile.TemporaryDirectory(prefix="strata-wrk-") as scratch:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 
-from .client import Session
+from ..httpclient import Session
 from .scenario import Scenario, render
 
 __all__ = ["find_objects", "DiscoveryError"]
@@ -53,12 +53,12 @@ def find_objects(
         session = sessions[step.user] if step.user else anonymous
         for variables in objects:
             path = render(step.path, variables)
-            match = step.pattern.search(_get(session, path))
-            if match is None:
+            step_match = step.pattern.search(_get(session, path))
+            if step_match is None:
                 raise DiscoveryError(
                     f"finding objects: {step.pattern.pattern!r} matches nothing on {path}"
                 )
-            variables.update({k: v for k, v in match.groupdict().items() if v is not None})
+            variables.update({k: v for k, v in step_match.groupdict().items() if v is not None})
     missing = [v for v in scenario.variables if any(v not in o for o in objects)]
     if missing:
         raise DiscoveryError(f"finding objects: no value found for {{{missing[0]}}}")

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..httpclient import Session
 from ..stack.process import pid_alive
+from ..tags.versions import VERSION_PREFIX
 from .cacheserver import (
     CacheServerError,
     Redis,
@@ -37,7 +39,6 @@ from .cacheserver import (
     redis_address,
     version_key_pattern,
 )
-from .client import Session
 from .history import Phase, now
 from .target import Target
 from .vcl import Varnishadm, VarnishadmError, refuse_purges
@@ -229,7 +230,7 @@ class CacheRestart(Fault):
         program = ctx.target.program(name) or {}
         try:
             if program.get("implementation") == "Redis":
-                host, port, db = redis_address(ctx.target.state.get("cache_url", ""))
+                host, port, db = redis_address(ctx.target.state.cache_url)
                 with Redis(program.get("host", host), int(program.get("port", port)), db) as redis:
                     phase.details.setdefault("keys_after_restart", redis.command("DBSIZE"))
             else:
@@ -249,13 +250,11 @@ class VersionFlush(Fault):
         return None
 
     def apply(self, ctx, phase):
-        from ..tags.versions import VERSION_PREFIX
-
         name = ctx.target.named("cache")[0]
         program = ctx.target.program(name) or {}
         host, port = program.get("host", "127.0.0.1"), int(program.get("port", 0))
         if program.get("implementation") == "Redis":
-            cache_url = ctx.target.state.get("cache_url", "")
+            cache_url = ctx.target.state.cache_url
             _, _, db = redis_address(cache_url)
             pattern = version_key_pattern(cache_url, VERSION_PREFIX)
             with Redis(host, port, db, timeout=30) as redis:

@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from ..bench.stats import percentile
 from .history import ACKED, NOT_SENT, UNKNOWN, History, Phase, Read, Write
 from .markers import encode_seqs
 
@@ -47,7 +48,6 @@ __all__ = [
     "check",
     "judge_final",
     "bucket_of",
-    "percentile",
     "BUCKETS",
     "MAX_SAMPLES",
 ]
@@ -68,15 +68,6 @@ def bucket_of(age: float) -> str:
     if age < 1.0:
         return "50ms"
     return "1s"
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """The nearest-rank percentile (``share`` in 0..1) of ``values``, None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(share * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass
@@ -290,17 +281,20 @@ class _Phases:
         self.purge_retry = purge_retry
         self.phases = sorted(phases, key=lambda p: p.start)
         self.starts = [p.start for p in self.phases]
-        self.purge_down = [p for p in self.phases if p.excuses_purges and p.applied is not None]
+        # The purge-fail phases that were applied, each with the time it was.
+        self.purge_down: list[tuple[Phase, float]] = [
+            (p, p.applied) for p in self.phases if p.excuses_purges and p.applied is not None
+        ]
 
     def of(self, t: float) -> Phase:
         index = bisect.bisect_right(self.starts, t) - 1
         return self.phases[max(index, 0)]
 
     def excused(self, committed: float, read_start: float, window: float) -> bool:
-        for phase in self.purge_down:
+        for phase, applied in self.purge_down:
             healed = phase.healed if phase.healed is not None else phase.end
             horizon = healed + self.purge_retry + window
-            if phase.applied - window <= committed <= healed and read_start <= horizon:
+            if applied - window <= committed <= healed and read_start <= horizon:
                 return True
         return False
 

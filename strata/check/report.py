@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
+from ..bench.report import machine
 from .freshness import BUCKETS, PhaseFigures
 from .history import Phase
 from .run import CheckResult
@@ -46,7 +47,7 @@ def summary_table(result: CheckResult) -> Table:
         title=f"strata check: {result.plan.scenario.name}, run {result.run_id}",
         title_justify="left",
     )
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("phase", "left"),
         ("reads", "right"),
         ("writes acked", "right"),
@@ -60,7 +61,8 @@ def summary_table(result: CheckResult) -> Table:
         ("lost", "right"),
         ("purge window p50/p99/max ms", "right"),
         ("recovered in", "right"),
-    ):
+    )
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     phases = {p.name: p for p in result.phases}
     for figure in result.verdict.phases:
@@ -214,9 +216,7 @@ def report_data(result: CheckResult, argv: list[str] | None = None) -> dict:
         "command": argv if argv is not None else sys.argv,
         "clock": "CLOCK_MONOTONIC (one clock for every process of the machine); times are seconds from the baseline's start",
         "machine": {
-            "python": platform.python_version(),
-            "system": platform.platform(),
-            "cpus": os.cpu_count(),
+            **machine(),
             "client_cpu_seconds": round(client_cpu, 2),
             "client_cpu_share_of_machine": (
                 round(client_cpu / (seconds * (os.cpu_count() or 1)), 3) if seconds else None

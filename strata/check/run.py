@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .client import Session
+from ..edge.purge import MAX_BACKOFF
+from ..httpclient import Session
 from .discover import DiscoveryError, find_objects
 from .faults import Fault, FaultContext, fault_named
 from .freshness import Verdict, check
@@ -35,15 +36,6 @@ from .verify import final_reads, final_views
 __all__ = ["CheckPlan", "CheckResult", "CheckError", "run_check", "cpu_times"]
 
 log_interval = 0.2  # seconds between looks at a fault while it lasts
-
-
-def _purge_retry() -> float:
-    """The longest wait between retries of a failed purge, as this Strata retries them."""
-    try:
-        from ..edge.purge import MAX_BACKOFF
-    except ImportError:  # a Strata that gives up after its quick retries
-        return 0.0
-    return float(MAX_BACKOFF)
 
 
 class CheckError(Exception):
@@ -64,7 +56,7 @@ class CheckPlan:
     window: float = 2.5
     hold_share: float = 0.5  # of a phase, for faults that last (db-down, app-hang, ...)
     recovery_timeout: float = 60.0
-    purge_retry: float = field(default_factory=lambda: _purge_retry())
+    purge_retry: float = float(MAX_BACKOFF)  # the longest wait between a purge's retries
 
     def hold_seconds(self) -> float:
         return max(1.0, self.phase_seconds * self.hold_share)
@@ -108,7 +100,9 @@ def cpu_times() -> tuple[float, float] | None:
     return total - idle, total
 
 
-def _busy_share(before, after) -> float | None:
+def _busy_share(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
     if not before or not after or after[1] <= before[1]:
         return None
     return round((after[0] - before[0]) / (after[1] - before[1]), 3)
@@ -255,7 +249,7 @@ class _Schedule:
                     watch()
             time.sleep(min(left, log_interval))
 
-    def _begin(self, phase: Phase) -> tuple:
+    def _begin(self, phase: Phase) -> tuple[float, float] | None:
         if self.phases:
             self.phases[-1].end = phase.start
         self.phases.append(phase)
@@ -314,7 +308,7 @@ class _Schedule:
         if took is not None:
             out = (
                 ""
-                if phase.taken_out is None
+                if phase.taken_out is None or phase.applied is None
                 else f"; taken out of the pool {phase.taken_out - phase.applied:.1f} s after the fault"
             )
             self.say(f"{name}: recovered {took:.1f} s after healing{out}")
@@ -327,7 +321,10 @@ class _Schedule:
             self.say(f"[red]{fault.name}: healing failed: {error}[/]")
 
     def _recover(self, fault: Fault, phase: Phase) -> bool:
-        deadline = phase.healed + self.plan.recovery_timeout
+        healed = phase.healed
+        if healed is None:  # run_fault sets it (healed, or a fault that needs no healing) first
+            raise RuntimeError(f"{fault.name}: waiting for recovery before the fault was healed")
+        deadline = healed + self.plan.recovery_timeout
         probe_failures = 0
         while now() < deadline:
             with contextlib.suppress(Exception):

@@ -1,8 +1,8 @@
-"""The stack under check, as ``strata up`` describes it in its run directory.
+"""The stack under check, as ``strata up`` describes it in its run directory
+(:class:`strata.stack.runstate.RunState`: every program's layer, address, pid and
+work_dir, the public URL, the cache URL, the purge secret), with the sessions, probes
+and HAProxy look-ups that the check's traffic and faults need.
 
-``RUN/state.json`` names every program (``programs``: name → layer, implementation,
-host, port, pid, work_dir), the public URL, ``cache_url`` and ``database_url``;
-``RUN/purge-secret`` holds the secret that bench mode and purges need;
 ``RUN/strata-up.pid`` is the supervisor that restarts programs that die (unless
 ``RUN/hold/<name>`` exists); HAProxy's admin socket is ``RUN/haproxy/admin.sock``.
 The state is read again whenever a fault needs current pids: the supervisor rewrites
@@ -12,24 +12,15 @@ it after each restart.
 from __future__ import annotations
 
 import contextlib
-import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from ..httpclient import Answer, Session
+from ..stack.config import OFFSETS
 from ..stack.haproxy import admin_command, server_states
-from ..stack.process import pid_alive
-from .client import Answer, Session
+from ..stack.runstate import NoStack, RunState, hold_path
 
-__all__ = ["Target", "NoStack", "POOL_OFFSET"]
-
-POOL_OFFSET = 90
-"""The app-server pool's port relative to the public port in ``strata up``'s layout."""
-
-
-class NoStack(Exception):
-    """No running stack where the user pointed; the message says what to do."""
+__all__ = ["Target"]
 
 
 @dataclass
@@ -41,49 +32,39 @@ class Target:
     port: int
     pool_port: int
     secret: str
-    state: dict = field(default_factory=dict)
+    state: RunState
 
     @classmethod
     def from_run_dir(cls, run_dir: Path) -> Target:
         """The stack that ``strata up`` runs in ``run_dir`` (NoStack when none does)."""
-        run_dir = Path(run_dir).resolve()
-        state = _read_state(run_dir)
-        url = urlsplit(str(state.get("url", "")))
-        if not url.hostname:
-            raise NoStack(f"{run_dir / 'state.json'} names no URL")
-        host, port = url.hostname, url.port or 80
-        pool_port = port + POOL_OFFSET
-        for row in state.get("rows") or []:
-            if row.get("layer") == "load balancer":
-                found = re.search(r"\bpool (\d+)\b", str(row.get("address", "")))
-                if found:
-                    pool_port = int(found.group(1))
-        try:
-            secret = (run_dir / "purge-secret").read_text().strip()
-        except OSError:
-            secret = ""
-        return cls(run_dir, host, port, pool_port, secret, state)
+        state = RunState.running(run_dir)
+        pool = state.pool
+        pool_port = pool[1] if pool else state.port + OFFSETS["pool"]
+        return cls(state.run_dir, state.host, state.port, pool_port, state.secret, state)
 
     # -- state ---------------------------------------------------------------------------
-    def reload(self) -> dict:
+    def reload(self) -> RunState:
         """Read ``state.json`` again (the supervisor rewrites it after a restart)."""
         # On failure keep the last known state: strata up may be rewriting the file.
         with contextlib.suppress(NoStack):
-            self.state = _read_state(self.run_dir)
+            self.state = RunState.running(self.run_dir)
         return self.state
 
     @property
     def programs(self) -> dict[str, dict]:
-        return self.state.get("programs") or {}
+        """Program name → layer, implementation, host, port, pid (and work_dir)."""
+        return self.state.programs
 
     def program(self, name: str) -> dict | None:
+        """What ``state.json`` says of program ``name``; None if the stack has none."""
         return self.programs.get(name)
 
     def named(self, layer: str) -> list[str]:
         """Names of the programs of ``layer`` (``app server``, ``cache``, ...), in order."""
-        return [name for name, p in self.programs.items() if p.get("layer") == layer]
+        return self.state.named(layer)
 
     def pid(self, name: str) -> int | None:
+        """The pid of program ``name`` as last read."""
         program = self.program(name)
         pid = program.get("pid") if program else None
         return int(pid) if pid else None
@@ -91,15 +72,11 @@ class Target:
     @property
     def supervised(self) -> bool:
         """True when ``strata up``'s supervisor runs (it restarts programs that die)."""
-        try:
-            pid = int((self.run_dir / "strata-up.pid").read_text().strip())
-        except (OSError, ValueError):
-            return False
-        return pid_alive(pid) and pid == int(self.state.get("pid", 0))
+        return self.state.supervised
 
     def hold_path(self, name: str) -> Path:
         """While this file exists, the supervisor leaves program ``name`` stopped."""
-        return self.run_dir / "hold" / name
+        return hold_path(self.run_dir, name)
 
     # -- HTTP ----------------------------------------------------------------------------
     @property
@@ -145,27 +122,13 @@ class Target:
         """For the report: where the stack runs and what serves each layer."""
         return {
             "run_dir": str(self.run_dir),
-            "strata_up_pid": self.state.get("pid"),
-            "url": self.state.get("url"),
+            "strata_up_pid": self.state.pid,
+            "url": self.state.url,
             "pool": f"{self.host}:{self.pool_port}",
             "supervised": self.supervised,
             "programs": {
                 name: {k: p.get(k) for k in ("layer", "implementation", "port", "pid")}
                 for name, p in self.programs.items()
             },
-            "cache_url": self.state.get("cache_url"),
+            "cache_url": self.state.cache_url,
         }
-
-
-def _read_state(run_dir: Path) -> dict:
-    path = run_dir / "state.json"
-    try:
-        state = json.loads(path.read_text())
-        pid = int(state["pid"])
-    except FileNotFoundError:
-        raise NoStack(f"no stack is running for {run_dir}") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise NoStack(f"cannot read {path}: {error}") from None
-    if not pid_alive(pid):
-        raise NoStack(f"no stack is running for {run_dir} (its strata up, pid {pid}, is gone)")
-    return state

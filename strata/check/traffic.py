@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .client import Answer, Session, fill_holes, find_form
+from ..httpclient import Answer, Session, fill_holes, find_form
 from .history import ACKED, NOT_SENT, REJECTED, UNKNOWN, Read, Write, now, read_line, write_line
 from .markers import key_of, marker, markers_in
 from .scenario import Login, Scenario, User, render
@@ -124,9 +124,9 @@ def read_page(
         status=answer.status,
         seen={key: tuple(sorted(seqs)) for key, seqs in seen.items()},
         must=must,
-        x_cache=answer.header("X-Cache"),
-        x_strata=answer.header("X-Strata"),
-        server=(answer.header("X-Strata-Server") or "").split(" ")[0] or None,
+        x_cache=answer.getheader("X-Cache"),
+        x_strata=answer.getheader("X-Strata"),
+        server=(answer.getheader("X-Strata-Server") or "").split(" ")[0] or None,
         kind=kind,
     )
     return read, answer

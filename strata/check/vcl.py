@@ -44,9 +44,10 @@ class Varnishadm:
 
     def __init__(self, work_dir: str | Path, binary: str | None = None):
         self.work_dir = str(work_dir)
-        self.binary = binary or shutil.which("varnishadm")
-        if self.binary is None:
+        found = binary or shutil.which("varnishadm")
+        if found is None:
             raise VarnishadmError("varnishadm is not installed (Debian: the varnish package)")
+        self.binary = found
 
     def run(self, *args: str, timeout: float = 20.0) -> str:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import time
 
+from ..edge.outcomes import bypass
 from .freshness import FinalView
 from .history import Read
 from .markers import key_of, markers_in
@@ -25,7 +26,7 @@ from .traffic import must_keys, read_page
 
 __all__ = ["final_reads", "final_views", "BENCH_PROOF"]
 
-BENCH_PROOF = "bypass: bench cold"
+BENCH_PROOF = bypass("bench cold")
 """The ``X-Strata`` of a page rendered with every Strata cache off."""
 
 
@@ -98,10 +99,10 @@ def _fetch_cold(session, target: Target, scenario: Scenario, run_id: str, path: 
         if answer.status != 200:
             problem = f"GET {path} on the pool answered {answer.status}"
             continue
-        if answer.header("X-Strata") != BENCH_PROOF:
+        if answer.getheader("X-Strata") != BENCH_PROOF:
             return {}, (
                 f"GET {path} on the pool was not rendered with the caches off "
-                f"(X-Strata: {answer.header('X-Strata')!r}, expected {BENCH_PROOF!r})"
+                f"(X-Strata: {answer.getheader('X-Strata')!r}, expected {BENCH_PROOF!r})"
             )
         return markers_in(run_id, scenario.visible(answer.text)), ""
     return {}, problem

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -18,16 +17,16 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ..bench.endpoints import Endpoints, NoStack, from_run_dir, from_url
+from ..bench.endpoints import Endpoints, from_run_dir, from_url
 from ..bench.load import choose_engine
 from ..bench.report import breakdown_tables, notes, summary_table, write_reports
 from ..bench.run import BenchPlan, default_paths, run_bench
 from ..bench.tiers import TIERS, tiers_named
-from ..stack.errors import StackError
+from ..stack.runstate import NoStack
+from .console import console
+from .options import run_dir_option, running_stack, start_options
 
 __all__ = ["bench"]
-
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class _RichProgress:
@@ -76,59 +75,26 @@ def _split_urls(urls: tuple[str, ...]) -> tuple[list[str], tuple[str, int] | Non
     return paths, address
 
 
-def _start_stack(run_dir: Path, port: int):
-    from ..stack.stack import Stack, StackConfig, demo_project
-
-    config = StackConfig(
-        run_dir=run_dir.resolve(),
-        project=demo_project(),
-        port=port,
-        setup_commands=[["migrate", "--noinput"], ["seed_newsroom", "--if-empty"]],
-    )
-    stack = Stack(config)
-    with console.status("starting the stack (strata up's defaults, the demo)") as spinner:
-        stack.start(progress=lambda message: spinner.update(message))
-    return stack
-
-
-def _endpoints(urls, run_dir: Path, secret, pool, start: bool, port: int):
-    """The stack to measure, and the one this command started (if any)."""
-    paths, address = _split_urls(urls)
-    started = None
+def _endpoints(
+    address: tuple[str, int] | None, run_dir: Path, secret: str | None, pool: str | None
+) -> Endpoints:
+    """The stack to measure: the one in ``run_dir``, unless the URLs name another."""
     try:
-        endpoints: Endpoints = from_run_dir(run_dir, secret)
-        if address is not None and address != (endpoints.host, endpoints.port):
-            endpoints = from_url(f"http://{address[0]}:{address[1]}/", pool, secret)
+        endpoints = from_run_dir(run_dir, secret)
+        if address is None or address == (endpoints.host, endpoints.port):
+            return endpoints
     except NoStack as error:
-        if address is not None:
-            try:
-                endpoints = from_url(f"http://{address[0]}:{address[1]}/", pool, secret)
-            except NoStack as bad:
-                raise click.ClickException(str(bad)) from None
-        elif start:
-            try:
-                started = _start_stack(run_dir, port)
-            except StackError as failed:
-                raise click.ClickException(str(failed)) from None
-            endpoints = from_run_dir(run_dir, secret)
-            endpoints.source = f"started by strata bench --start in {run_dir.resolve()}"
-        else:
-            raise click.ClickException(
-                f"{error}; start one with `strata up --run-dir {run_dir}` "
-                "(or run `strata bench --start`)"
-            ) from None
-    return endpoints, paths, started
+        if address is None:  # gone since it was found
+            raise click.ClickException(str(error)) from None
+    try:
+        return from_url(f"http://{address[0]}:{address[1]}/", pool, secret)
+    except NoStack as bad:
+        raise click.ClickException(str(bad)) from None
 
 
 @click.command()
 @click.argument("urls", nargs=-1, metavar="[URL ...]")
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".strata"),
-    show_default=True,
-    help="The run directory of the stack that `strata up` runs.",
-)
+@run_dir_option("The run directory of the stack that `strata up` runs.")
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0.1),
@@ -176,8 +142,7 @@ def _endpoints(urls, run_dir: Path, secret, pool, start: bool, port: int):
     default=None,
     help="The app-server pool of a stack given by URL (default: its port + 90).",
 )
-@click.option("--start", is_flag=True, help="Start the demo stack when none runs, stop it after.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Base port for --start.")
+@start_options
 @click.pass_context
 def bench(
     ctx,
@@ -206,8 +171,13 @@ def bench(
         chosen = tiers_named(tiers)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--tiers") from None
-    endpoints, paths, started = _endpoints(urls, run_dir, secret, pool, start, port)
-    try:
+    paths, address = _split_urls(urls)
+    # A stack named by URL is measured as it is; only the run directory's is started.
+    stack = contextlib.nullcontext() if address else running_stack(run_dir, start, port, "bench")
+    with stack as started:
+        endpoints = _endpoints(address, run_dir, secret, pool)
+        if started is not None:
+            endpoints.source = f"started by strata bench --start in {started.run_dir}"
         code = _bench(
             endpoints,
             paths,
@@ -218,11 +188,6 @@ def bench(
             python_load,
             out or run_dir / "bench",
         )
-    finally:
-        if started is not None:
-            with console.status("stopping the stack"):
-                for error in started.stop():
-                    console.print(f"[red]warning[/] {error}")
     ctx.exit(code)
 
 

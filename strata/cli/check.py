@@ -4,23 +4,21 @@ that ``strata up`` runs."""
 from __future__ import annotations
 
 import signal
-import sys
-import tomllib
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from ..check.faults import FAULTS
-from ..check.launch import start_stack
 from ..check.report import report_data, summary_table, verdict_lines, write_report
 from ..check.run import CheckError, CheckPlan, run_check
-from ..check.scenario import ScenarioError, demo_scenario, load_scenario
-from ..check.target import NoStack, Target
+from ..check.scenario import DEMO_SOURCE, ScenarioError, demo_scenario, load_scenario
+from ..check.schedule import ScheduleError, read_schedule
+from ..check.target import Target
+from ..stack.runstate import NoStack
+from .console import console
+from .options import run_dir_option, running_stack, start_options
 
 __all__ = ["check"]
-
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class _Fatal(click.ClickException):
@@ -33,68 +31,31 @@ def parse_faults(value: str) -> tuple[list[str], dict]:
     """``--faults``: ``all``, ``none``, a comma list, or a TOML file with ``faults = [...]``
     (and optionally ``phase_seconds``, ``hold_share``). Returns the names and the file's
     other settings."""
-    settings: dict = {}
     text = value.strip()
     if text.endswith(".toml") or Path(text).is_file():
         try:
-            data = tomllib.loads(Path(text).read_text(encoding="utf-8"))
-        except OSError as error:
-            raise click.BadParameter(f"cannot read {text}: {error.strerror or error}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise click.BadParameter(f"{text}: not valid TOML: {error}") from None
-        unknown = sorted(set(data) - {"faults", "phase_seconds", "hold_share"})
-        if unknown:
-            raise click.BadParameter(
-                f"{text}: unknown setting {unknown[0]!r} (known: faults, phase_seconds, hold_share)"
-            )
-        names = data.get("faults")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise click.BadParameter(f'{text}: faults must be a list of names, e.g. ["app-kill"]')
-        for name in ("phase_seconds", "hold_share"):
-            if name in data:
-                number = data[name]
-                low, high = (1, 3600) if name == "phase_seconds" else (0.05, 0.9)
-                if (
-                    isinstance(number, bool)
-                    or not isinstance(number, int | float)
-                    or not low <= number <= high
-                ):
-                    raise click.BadParameter(
-                        f"{text}: {name} must be a number from {low} to {high}"
-                    )
-                settings[name] = float(number)
-        where = f"{text}: "
-    else:
-        if text in ("", "all"):
-            return list(FAULTS), settings
-        if text == "none":
-            return [], settings
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        where = ""
+            schedule = read_schedule(Path(text))
+        except ScheduleError as error:
+            raise click.BadParameter(str(error)) from None
+        return schedule.faults, schedule.settings
+    if text in ("", "all"):
+        return list(FAULTS), {}
+    if text == "none":
+        return [], {}
+    names = [n.strip() for n in text.split(",") if n.strip()]
     for name in names:
         if name not in FAULTS:
             raise click.BadParameter(
-                f"{where}unknown fault {name!r} (known: {', '.join(FAULTS)}, or all, none)"
+                f"unknown fault {name!r} (known: {', '.join(FAULTS)}, or all, none)"
             )
     if len(set(names)) != len(names):
-        raise click.BadParameter(f"{where}a fault is named twice")
-    return names, settings
+        raise click.BadParameter("a fault is named twice")
+    return names, {}
 
 
 @click.command()
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".strata"),
-    show_default=True,
-    help="The run directory of the stack that `strata up` runs.",
-)
-@click.option(
-    "--start",
-    is_flag=True,
-    help="Start `strata up` (the demo) in --run-dir when no stack runs there; stop it after.",
-)
-@click.option("--port", type=int, default=8000, show_default=True, help="Base port for --start.")
+@run_dir_option("The run directory of the stack that `strata up` runs.")
+@start_options
 @click.option(
     "--scenario",
     "scenario_file",
@@ -198,30 +159,12 @@ def check(
         window=window,
         hold_share=settings.get("hold_share", 0.5),
     )
-    started = None
-    try:
-        target = Target.from_run_dir(run_dir)
-    except NoStack as error:
-        if not start:
-            raise _Fatal(
-                f"{error}; start one with `strata up --run-dir {run_dir}` "
-                "(or run `strata check --start`)"
-            ) from None
+    with running_stack(run_dir, start, port, "check", error=_Fatal):
         try:
-            with console.status("starting the stack") as spinner:
-                started = start_stack(run_dir, port, progress=lambda m: spinner.update(m))
             target = Target.from_run_dir(run_dir)
-        except NoStack as failed:
-            raise _Fatal(str(failed)) from None
-        console.print(f"started strata up (pid {started.pid}) in {target.run_dir}")
-    try:
+        except NoStack as error:  # gone since it was found
+            raise _Fatal(str(error)) from None
         code = _check(plan, target, out or target.run_dir / "check" / "check.json")
-    finally:
-        if started is not None:
-            with console.status(f"stopping strata up (pid {started.pid})"):
-                warning = started.stop()
-            if warning:
-                console.print(f"[yellow]warning[/] {warning}")
     ctx.exit(code)
 
 
@@ -244,7 +187,7 @@ def _check(plan: CheckPlan, target: Target, out: Path) -> int:
         except CheckError as error:
             hint = (
                 ""
-                if plan.scenario.source != "the built-in newsroom scenario"
+                if plan.scenario.source != DEMO_SOURCE
                 else (" (is this the demo? for another site give --scenario FILE)")
             )
             raise _Fatal(f"{error}{hint}") from None

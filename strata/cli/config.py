@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..config import (
@@ -17,10 +15,9 @@ from ..config import (
     render_inventory,
     write_rendering,
 )
+from .console import console
 
 __all__ = ["config"]
-
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _say(text: str) -> None:

@@ -6,6 +6,8 @@ import click
 
 from .. import __version__
 from .bench import bench
+from .check import check
+from .config import config
 from .manage import env, manage
 from .up import down, status, up
 
@@ -22,8 +24,8 @@ cli.add_command(status)
 cli.add_command(manage)
 cli.add_command(env)
 cli.add_command(bench)
-cli.add_command(__import__("strata.cli.check", fromlist=["check"]).check)
-cli.add_command(__import__("strata.cli.config", fromlist=["config"]).config)
+cli.add_command(check)
+cli.add_command(config)
 
 
 def main() -> None:

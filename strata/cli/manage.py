@@ -16,42 +16,27 @@ from pathlib import Path
 
 import click
 
-from ..stack.process import pid_alive
-from ..stack.stack import read_environment
+from ..stack.runstate import NoStack, RunState
+from .options import run_dir_option
 
 __all__ = ["manage", "env"]
-
-RUN_DIR = click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".strata"),
-    show_default=True,
-    help="The run directory of the stack (strata up --run-dir).",
-)
 
 
 def running_environment(run_dir: Path) -> dict:
     """The recorded environment of the stack running in ``run_dir``, or a clear error."""
-    run_dir = run_dir.resolve()
     try:
-        pid = int((run_dir / "strata-up.pid").read_text().strip())
-    except (OSError, ValueError):
-        pid = 0
-    if not pid or not pid_alive(pid):
-        raise click.ClickException(
-            f"no stack is running for {run_dir}; start it with `strata up` "
-            "(or name its run directory with --run-dir)"
+        return RunState.running(run_dir).environment()
+    except NoStack as error:
+        hint = (
+            ""
+            if error.starting
+            else ("; start it with `strata up` (or name its run directory with --run-dir)")
         )
-    try:
-        return read_environment(run_dir)
-    except (OSError, ValueError):
-        raise click.ClickException(
-            f"the stack of {run_dir} is still starting; try again when `strata up` prints its URL"
-        ) from None
+        raise click.ClickException(f"{error}{hint}") from None
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@RUN_DIR
+@run_dir_option()
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
 def manage(run_dir, args):
     """Run a Django management command against the running stack.
@@ -68,7 +53,7 @@ def manage(run_dir, args):
 
 
 @click.command()
-@RUN_DIR
+@run_dir_option()
 @click.option(
     "--format",
     "style",

@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..stack.appserver import DjangoProject
+from ..stack.config import BALANCES, MAX_ACCELERATORS, MAX_HOSTS, StackConfig, demo_project
 from ..stack.errors import StackError
 from ..stack.hosts import remove_network
 from ..stack.process import pid_alive
-from ..stack.stack import (
-    BALANCES,
-    MAX_ACCELERATORS,
-    MAX_HOSTS,
-    Stack,
-    StackConfig,
-    demo_project,
+from ..stack.runstate import (
+    NoStack,
+    RunState,
+    clear_state,
+    lock_pid,
+    release_lock,
+    take_lock,
 )
+from ..stack.stack import Stack
+from ..stack.supervisor import Supervisor
+from .console import console
+from .options import run_dir_option
 
 __all__ = ["up", "down", "status"]
-
-# Piped output (logs, CI) gets long lines instead of Rich's default 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-log = logging.getLogger("strata.cli")
 
 
 class _Stop(Exception):
@@ -49,24 +47,6 @@ def _project(
     if not directory.is_dir():
         raise click.UsageError(f"--project-dir {directory} is not a directory")
     return DjangoProject(directory, settings, wsgi), False
-
-
-def _take_lock(run_dir: Path) -> Path:
-    lock = run_dir / "strata-up.pid"
-    if lock.exists():
-        try:
-            other = int(lock.read_text().strip())
-        except ValueError:
-            other = 0
-        if other and other != os.getpid() and pid_alive(other):
-            raise StackError(
-                "strata up",
-                f"already running for {run_dir} (pid {other}); stop it with Ctrl-C or "
-                f"`strata down --run-dir {run_dir}`",
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock.write_text(f"{os.getpid()}\n")
-    return lock
 
 
 def status_table(stack: Stack) -> Table:
@@ -87,7 +67,7 @@ def status_table(stack: Stack) -> Table:
     return table
 
 
-def _fail(error: StackError) -> None:
+def _fail(error: StackError) -> NoReturn:
     console.print(f"[bold red]error[/] {error}")
     if error.detail:
         console.print("[dim]" + error.detail.replace("[", r"\[") + "[/]")
@@ -105,13 +85,7 @@ def _fail(error: StackError) -> None:
     "--wsgi",
     help="WSGI application, e.g. mysite.wsgi:application (default: the WSGI_APPLICATION setting).",
 )
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".strata"),
-    show_default=True,
-    help="Where configs, data and logs go.",
-)
+@run_dir_option("Where configs, data and logs go.")
 @click.option(
     "--port",
     type=int,
@@ -260,7 +234,7 @@ def up(
         pgbouncer=pgbouncer or bool(hosts),
     )
     try:
-        lock = _take_lock(run_dir)
+        take_lock(run_dir)
     except StackError as error:
         _fail(error)
     except OSError as error:
@@ -286,11 +260,11 @@ def up(
         for other in stack.urls[1:]:
             console.print(f"  or [bold]{other}[/] (another load balancer)")
         console.print("Ctrl-C stops everything.")
-        _supervise(stack)
+        _supervisor(stack).run()
     except StackError as error:
         if stack is not None:
             stack.stop()
-        lock.unlink(missing_ok=True)
+        release_lock(run_dir)
         _fail(error)
     except _Stop as stop:
         console.print(f"\n{stop.args[0]}: stopping the stack")
@@ -299,79 +273,52 @@ def up(
         for s in previous:
             signal.signal(s, signal.SIG_IGN)
         if stack is not None:
-            for error in stack.stop():
-                console.print(f"[red]warning[/] {error}")
-        lock.unlink(missing_ok=True)
+            for problem in stack.stop():
+                console.print(f"[red]warning[/] {problem}")
+        release_lock(run_dir)
         for s, handler in previous.items():
             signal.signal(s, handler)
     console.print("stopped.")
 
 
-def _supervise(stack: Stack) -> None:
-    """Keep the stack running: restart a program that died, with backoff.
+def _supervisor(stack: Stack) -> Supervisor:
+    """The supervisor of ``strata up``, telling the terminal what it restarts."""
 
-    A program whose hold file exists (``RUN/hold/<name>``, written by ``strata check``'s
-    fault drills) is left stopped until the file goes away.
-    """
-    backoff: dict[str, float] = {}
-    next_try: dict[str, float] = {}
-    while True:
-        time.sleep(0.2)
-        for program in stack.programs:
-            now = time.monotonic()
-            if program.running() or now < next_try.get(program.name, 0):
-                continue
-            if stack.hold_path(program).exists():
-                continue
-            code = program.process.returncode if program.process else None
-            console.print(
-                f"[yellow]{program.name} ({program.implementation}) exited with status {code}; "
-                f"restarting[/] (log: {program.log_path})"
-            )
-            try:
-                stack.restart(program)
-            except Exception as error:  # whatever failed, the rest of the stack keeps running
-                delay = min(backoff.get(program.name, 0.5) * 2, 30.0)
-                backoff[program.name] = delay
-                next_try[program.name] = now + delay
-                message = error if isinstance(error, StackError) else repr(error)
-                console.print(f"[red]{program.name}: {message}[/]; next try in {delay:.0f} s")
-            else:
-                backoff.pop(program.name, None)
-                stack.write_state()
-                console.print(f"{program.name} is back (pid {program.pid})")
+    def exited(program, code):
+        console.print(
+            f"[yellow]{program.name} ({program.implementation}) exited with status {code}; "
+            f"restarting[/] (log: {program.log_path})"
+        )
 
+    def failed(program, why, delay):
+        console.print(f"[red]{program.name}: {why}[/]; next try in {delay:.0f} s")
 
-def _read_state(run_dir: Path) -> dict | None:
-    state = run_dir / "state.json"
-    if not state.exists():
-        return None
-    try:
-        return json.loads(state.read_text())
-    except ValueError:
-        return None
+    def back(program):
+        console.print(f"{program.name} is back (pid {program.pid})")
+
+    return Supervisor(stack, on_exit=exited, on_failure=failed, on_back=back)
 
 
 @click.command()
-@click.option(
-    "--run-dir", type=click.Path(path_type=Path), default=Path(".strata"), show_default=True
-)
+@run_dir_option()
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 def down(run_dir, timeout):
     """Stop the stack that `strata up` runs for this run directory."""
-    lock = run_dir / "strata-up.pid"
-    try:
-        pid = int(lock.read_text().strip())
-    except (OSError, ValueError):
-        raise click.ClickException(f"no stack is running for {run_dir.resolve()}") from None
+    run_dir = run_dir.resolve()
+    pid = lock_pid(run_dir)
+    if pid is None:
+        raise click.ClickException(f"no stack is running for {run_dir}")
     if not pid_alive(pid):
-        lock.unlink(missing_ok=True)
-        state = _read_state(run_dir) or {}
-        if state.get("network"):
-            remove_network(state["network"])  # strata up was killed: its hosts are left
-            (run_dir / "state.json").unlink(missing_ok=True)
+        release_lock(run_dir)
+        try:
+            network = RunState.recorded(run_dir).network
+        except NoStack:
+            network = None
+        if network:
+            remove_network(network)  # strata up was killed: its hosts are left
+            clear_state(run_dir)
             console.print("removed the hosts' network namespaces left by a killed strata up")
-        raise click.ClickException(f"no stack is running for {run_dir.resolve()} (stale pid {pid})")
+        raise click.ClickException(f"no stack is running for {run_dir} (stale pid {pid})")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
@@ -382,18 +329,17 @@ def down(run_dir, timeout):
 
 
 @click.command()
-@click.option(
-    "--run-dir", type=click.Path(path_type=Path), default=Path(".strata"), show_default=True
-)
+@run_dir_option()
 def status(run_dir):
     """Show what the running stack serves, layer by layer."""
-    state = _read_state(run_dir)
-    if state is None or not pid_alive(int(state.get("pid", 0))):
-        raise click.ClickException(f"no stack is running for {run_dir.resolve()}")
-    table = Table(title=f"Strata stack (strata up pid {state['pid']})", title_justify="left")
+    try:
+        state = RunState.running(run_dir)
+    except NoStack as error:
+        raise click.ClickException(str(error)) from None
+    table = Table(title=f"Strata stack (strata up pid {state.pid})", title_justify="left")
     for column in ("layer", "implementation", "version", "address", "pid", "alive"):
         table.add_column(column)
-    for row in state["rows"]:
+    for row in state.rows:
         alive = "-" if not row["pid"] else ("yes" if pid_alive(row["pid"]) else "[red]no[/]")
         table.add_row(
             row["layer"],
@@ -404,4 +350,4 @@ def status(run_dir):
             alive,
         )
     console.print(table)
-    console.print(f"Open {state['url']}")
+    console.print(f"Open {state.url}")

@@ -6,7 +6,8 @@ The inventory (TOML, ``docs/config.md``) names the hosts and their roles;
 them, with a README index and a ``secrets.env`` of their own, for people to review.
 """
 
-from .inventory import Inventory, InventoryError, load_inventory, parse_inventory
+from .inventory import InventoryError, load_inventory, parse_inventory
+from .model import Inventory
 from .output import OutputError, WriteReport, write_rendering
 from .render import Rendering, render_inventory, render_settings, render_vcl
 from .verify import CheckResult, check_output

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..conf import PAGE_CACHE_DEFAULTS
+from ..conf import default
 from ..stack.render import render_template
 from ..stack.varnish import ignored_parameters_regex
-from .inventory import (
+from .model import (
     Accelerator,
     AppServer,
     CacheServer,
@@ -124,7 +124,7 @@ def render_vcl(inventory: Inventory) -> str:
         "refresh_grace": traffic.refresh_grace,
         "hole_prefix": re.escape(HOLE_PREFIX),
         "ignored_parameters_regex": ignored_parameters_regex(
-            PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"]
+            default("IGNORED_PARAMETERS", "PAGE_CACHE")
         ),
         "esi": True,
     }

@@ -104,9 +104,12 @@ def horizon(edge_ttl: int | None = None) -> int:
 @lru_cache(maxsize=256)
 def _address(host: str) -> str:
     try:
-        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+        address = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
     except (OSError, IndexError, UnicodeError):
         return host
+    # An IPv4/IPv6 sockaddr starts with the address string; only other families
+    # (never returned for a host name) start with something else.
+    return address if isinstance(address, str) else host
 
 
 def node_id(url: str) -> str:
@@ -253,8 +256,12 @@ class Fence:
             for node, gen in current.items():
                 count = max(int(found.get(self.key(node, gen)) or 0), 0)
                 failed = found.get(self.since_key(node, gen))
-                younger = failed is not None and born is not None
-                if count and younger and born > float(failed) + CLOCK_MARGIN:
+                if (
+                    count
+                    and failed is not None
+                    and born is not None
+                    and born > float(failed) + CLOCK_MARGIN
+                ):
                     self.cache.incr(self.generation_key(node))  # void them all
                     log.info("strata: %s restarted after it missed purges: ready", node)
                     continue
@@ -315,5 +322,5 @@ def readiness_response(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     response["X-Strata-Fence"] = word
     # A fenced node is no server error: not one "Service Unavailable" log line a second.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # private Django flag, not in the stubs
     return response

@@ -8,10 +8,10 @@ busy, retrying a node that failed, and purging every batch a second time ``delay
 seconds later: a page rendered from the old data just before the commit can reach the
 accelerator just *after* the first purge, and the second one removes it.
 
-A request that wrote can still wait, briefly and boundedly, for its first purges before
-its response goes out, so that the writer's next page view is not an old copy
-(:func:`begin_request`, :func:`wait_for_tickets`). Nothing here ever raises into the
-caller: a failed purge is logged on ``strata.edge`` and counted in :attr:`Purger.stats`.
+Each purge returns a :class:`PurgeTicket`, resolved when its first purge is over; a
+request that wrote waits for its tickets (:mod:`strata.edge.tickets`). Nothing here ever
+raises into the caller: a failed purge is logged on ``strata.edge`` and counted in
+:attr:`Purger.stats`.
 
 Purges are hard (``xkey-purge``): a soft purge keeps the old object servable in grace,
 which is stale content. ``soft=True`` is for content a site allows to be stale.
@@ -37,25 +37,19 @@ import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ..conf import strata_settings
-from ..tags.invalidation import on_invalidation
 from . import fence as fencing
 
 __all__ = [
     "Purger",
     "PurgeTicket",
     "purger",
-    "purge_tags",
     "reset_purger",
-    "install",
-    "begin_request",
-    "collect_tickets",
-    "wait_for_tickets",
     "MAX_KEY_BYTES",
+    "MAX_BACKOFF",
 ]
 
 log = logging.getLogger("strata.edge")
@@ -98,6 +92,11 @@ class PurgeTicket:
     def done(self) -> bool:
         """True once every node answered (or failed) the first purge."""
         return self._done.is_set()
+
+    @property
+    def succeeded(self) -> bool:
+        """True once every node purged it: nobody needs to wait for it any more."""
+        return self._done.is_set() and self._ok
 
     def _resolve(self, ok: bool) -> None:
         self._ok = ok
@@ -277,6 +276,7 @@ class Purger:
         if self._pid != os.getpid():
             # A fork that Python's at-fork hooks did not see (a C-level fork).
             self._reset_after_fork()
+        problem: str | None
         with self._lock:
             if self._closing:
                 problem = "the purger is closed"
@@ -515,7 +515,7 @@ class Purger:
             self._dropped.discard(index)
             if generation is None and self.fence is not None:  # e.g. failed at exit
                 self.fence.owe(self._node_ids[index], self.keep_trying + FENCE_MARGIN)
-        elif generation is not None:
+        elif generation is not None and self.fence is not None:  # shares imply a fence
             self.fence.paid(self._node_ids[index], generation)
 
     def _purge_node(
@@ -641,66 +641,6 @@ def reset_purger(timeout: float = 1.0) -> None:
         cached, _cached = _cached, None
     if cached is not None:
         cached[1].close(timeout)
-
-
-# Per request: the tickets of the purges its writes started. A ContextVar behaves as a
-# thread-local under WSGI and follows the request under ASGI.
-_request_tickets: ContextVar[list[PurgeTicket] | None] = ContextVar(
-    "strata_purge_tickets", default=None
-)
-
-
-def purge_tags(tags: Iterable[str], soft: bool = False) -> PurgeTicket | None:
-    """Purge ``tags`` on every accelerator in the background (None: none configured).
-
-    Inside a request (after :func:`begin_request`) the ticket is also collected, so that
-    the response can wait for it.
-    """
-    current = purger()
-    if current is None:
-        return None
-    ticket = current.purge(tags, soft=soft)
-    tickets = _request_tickets.get()
-    if tickets is not None:
-        # Keep the list short in a request that writes a lot: a success needs no wait.
-        tickets[:] = [t for t in tickets if not (t.done and t._ok)]
-        tickets.append(ticket)
-    return ticket
-
-
-def begin_request() -> None:
-    """Start collecting the current request's purge tickets (before the view runs)."""
-    _request_tickets.set([])
-
-
-def collect_tickets() -> list[PurgeTicket]:
-    """The tickets collected since :func:`begin_request` (empty outside a request);
-    tickets that already succeeded may have been dropped."""
-    return list(_request_tickets.get() or ())
-
-
-def wait_for_tickets(timeout: float) -> bool:
-    """Wait at most ``timeout`` seconds in all for the current request's first purges,
-    and stop collecting. True when every one succeeded (or there were none)."""
-    tickets = _request_tickets.get() or []
-    _request_tickets.set(None)
-    deadline = time.monotonic() + max(timeout, 0.0)
-    ok = True
-    for ticket in tickets:
-        if not ticket.wait(max(deadline - time.monotonic(), 0.0)):
-            ok = False
-    if not ok:
-        log.debug("strata: the response went out before its purges were confirmed")
-    return ok
-
-
-def _purge_invalidated(tags: frozenset[str]) -> None:
-    purge_tags(tags)
-
-
-def install() -> None:
-    """Purge the accelerators after every committed invalidation (idempotent)."""
-    on_invalidation(_purge_invalidated)
 
 
 def _after_fork_in_child() -> None:

@@ -57,7 +57,8 @@ from ..conf import strata_settings
 from ..querycache.control import caching_is_disabled
 from ..tags.invalidation import dirty_tables
 from ..tags.recorder import current_recorder, record, recording
-from ..tags.versions import CacheUnavailable, VersionStore, version_store
+from ..tags.stores import version_store
+from ..tags.versions import CacheUnavailable, VersionStore
 
 __all__ = [
     "FRAGMENT_PREFIX",
@@ -108,7 +109,7 @@ def source_digest(*parts: str) -> str:
 
 _MAX_DEPTH = 8
 # Checked in this order: bool before int, datetime before date.
-_SCALARS: tuple[type, ...] = (
+_SCALARS: tuple[type[object], ...] = (
     bool,
     int,
     float,
@@ -151,15 +152,11 @@ def vary_token(value: object, _depth: int = 0) -> str | None:
             # The base type's repr: a SafeString and an equal str are the same value.
             return f"{base.__name__}:{base.__repr__(value)}"
     if isinstance(value, list | tuple):
-        items = [vary_token(item, _depth + 1) for item in value]
-        if None in items:
-            return None
-        return f"{type(value).__name__}:[{','.join(items)}]"  # type: ignore[arg-type]
+        items = _item_tokens(value, _depth + 1)
+        return None if items is None else f"{type(value).__name__}:[{','.join(items)}]"
     if isinstance(value, set | frozenset):
-        items = [vary_token(item, _depth + 1) for item in value]
-        if None in items:
-            return None
-        return f"set:{{{','.join(sorted(items))}}}"  # type: ignore[arg-type]
+        items = _item_tokens(value, _depth + 1)
+        return None if items is None else f"set:{{{','.join(sorted(items))}}}"
     if isinstance(value, dict):
         pairs = []
         for key, item in value.items():
@@ -169,6 +166,17 @@ def vary_token(value: object, _depth: int = 0) -> str | None:
             pairs.append(f"{key_token}={item_token}")
         return f"dict:{{{','.join(sorted(pairs))}}}"
     return None
+
+
+def _item_tokens(values: Iterable[object], depth: int) -> list[str] | None:
+    """The tokens of ``values`` in order, or None if one of them has no stable identity."""
+    tokens = []
+    for value in values:
+        token = vary_token(value, depth)
+        if token is None:
+            return None
+        tokens.append(token)
+    return tokens
 
 
 def fragment_key(fragment: Fragment, vary: Iterable[object], language: str | None) -> str | None:

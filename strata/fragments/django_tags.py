@@ -115,5 +115,6 @@ def do_cached(parser: Parser, token: Token) -> CachedNode:
         token.contents,
         *(f"{t.token_type.value}:{t.contents}" for t in reversed(body)),
     )
-    fragment = Fragment(origin=_origin_name(parser), line=token.lineno, digest=digest)
+    # A lexer numbers every token; only a token made by hand has no line.
+    fragment = Fragment(origin=_origin_name(parser), line=token.lineno or 0, digest=digest)
     return CachedNode(nodelist, vary, timeout, fragment)

@@ -80,6 +80,8 @@ class FragmentCacheExtension(Extension):
         seconds = None
         if timeout is not None and not isinstance(timeout, Undefined):
             try:
+                # The template's expression may give anything: int() judges it, and its
+                # TypeError becomes the error below.
                 seconds = int(timeout)  # type: ignore[call-overload]
             except (TypeError, ValueError) as exc:
                 raise ValueError(

@@ -22,29 +22,28 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Protocol, TypeGuard
 
 from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from ..conf import StrataSettings
+from ..edge.outcomes import Outcome, bypass
 from ..edge.policy import request_bypass_reason
 from ..tags.naming import ALL
-from ..tags.recorder import Recorder
-from ..tags.versions import CacheUnavailable, version_store
+from ..tags.stores import version_store
+from ..tags.versions import CacheUnavailable
+from .entries import PASS_MARKER, Entry, Page, PassMarker
 from .holes import hole_prefix
 from .keys import NotCacheable, page_key, strip_ignored_parameters
 
-__all__ = ["PageCache", "Outcome", "Rendered"]
+__all__ = ["PageCache", "Answer", "Rendered"]
 
 log = logging.getLogger("strata.pages")
 
-# Stored under the page key for a page that turned out personal, so that the next
-# requests render at once instead of queueing behind a lock (Varnish's hit-for-miss: the
-# next shared answer replaces it). It is shared, so it carries no request's reason: each
-# request says why its own answer was not stored.
-_PASS = "pass"
-_PASS_MARKER = (_PASS, "")
+# Seconds a pass marker (strata.pages.entries.PassMarker) stays: each request that finds
+# it says why its own answer was not stored.
 _PASS_TIMEOUT = 30
 _MEMO_SIZE = 10_000
 # Headers that belong to one response, not to the page.
@@ -53,12 +52,30 @@ clock = time.time
 _UNSTORED_HEADERS = frozenset({"set-cookie", "x-strata", "x-strata-server", "date"})
 
 
+class Reads(Protocol):
+    """What the page cache asks of the reads a page was built from: a
+    :class:`~strata.tags.recorder.Recorder`, or the middleware's stand-in when nothing
+    tracks reads."""
+
+    @property
+    def snapshot(self) -> dict[str, str]: ...
+
+    @property
+    def provisional(self) -> set[str]: ...
+
+    @property
+    def cacheable(self) -> bool: ...
+
+    @property
+    def uncacheable(self) -> str | None: ...
+
+
 @dataclass
 class Rendered:
     """A response built by the view, with what the page recorder saw while it ran."""
 
     response: HttpResponseBase
-    recorder: Recorder
+    recorder: Reads
     personal: str | None
     """Why the response is personal (not stored anywhere), or ``None`` when shared."""
     view_cache_control: str = ""
@@ -66,11 +83,12 @@ class Rendered:
 
 
 @dataclass
-class Outcome:
+class Answer:
     """What the page cache did for a request: the response and its ``X-Strata`` word."""
 
     response: HttpResponseBase
-    status: str
+    outcome: str
+    """An :class:`~strata.edge.outcomes.Outcome`, or ``bypass: <reason>``."""
 
 
 class PageCache:
@@ -127,7 +145,7 @@ class PageCache:
             self.vary_on_encoding,
         )
 
-    def fresh_hit(self, request: HttpRequest) -> tuple[str, tuple | None, dict] | None:
+    def fresh_hit(self, request: HttpRequest) -> tuple[str, Entry | None, dict] | None:
         """Look ``request`` up: ``(key, entry, versions)``, or None when it cannot be cached.
 
         Raises :class:`CacheUnavailable`. ``entry`` is a fresh, valid page only when
@@ -142,21 +160,16 @@ class PageCache:
         entry, versions = self._lookup(key)
         return key, entry, versions
 
-    def is_fresh_hit(self, entry: tuple | None, versions: dict) -> bool:
+    def is_fresh_hit(self, entry: Entry | None, versions: dict) -> TypeGuard[Page]:
         """True when ``entry`` is a page that may be served as it is."""
-        return (
-            entry is not None
-            and entry[0] != _PASS
-            and self._valid(entry, versions)
-            and clock() < entry[1]
-        )
+        return type(entry) is Page and self._valid(entry, versions) and clock() < entry.fresh_until
 
     def respond(
         self,
         request: HttpRequest,
         render: Callable[..., Rendered],
-        looked_up: tuple[str, tuple | None, dict] | None = None,
-    ) -> Outcome:
+        looked_up: tuple[str, Entry | None, dict] | None = None,
+    ) -> Answer:
         """Answer ``request`` from the cache, or render it once and store it.
 
         ``looked_up``: what :meth:`fresh_hit` found for this request already (the WSGI
@@ -165,12 +178,12 @@ class PageCache:
         reason = self.bypass_reason(request)
         if reason is not None:
             rendered = render(request)
-            return Outcome(rendered.response, self._bypass_word(rendered, reason))
+            return Answer(rendered.response, bypass(reason))
         try:
             key = self.key_for(request)
         except NotCacheable as exc:
             rendered = render(request)
-            return Outcome(rendered.response, self._bypass_word(rendered, str(exc)))
+            return Answer(rendered.response, bypass(str(exc)))
         strip_ignored_parameters(request, self.conf.ignored_parameters)
 
         try:
@@ -180,50 +193,50 @@ class PageCache:
                 entry, versions = self._lookup(key)
         except CacheUnavailable:
             rendered = render(request)
-            return Outcome(rendered.response, self._bypass_word(rendered, "cache unavailable"))
+            return Answer(rendered.response, bypass("cache unavailable"))
 
-        if entry is not None and entry[0] == _PASS:
+        if type(entry) is PassMarker:
             # Hit-for-miss: render at once, without the lock; this answer stores itself
             # (a shared page replaces the marker) and says its own word, never the one
             # of the request that left the marker (which stays until it expires: a
             # personal answer does not write it again).
             return self._render_and_store(request, render, key, versions, locked=False, marked=True)
-        if entry is not None and self._valid(entry, versions):
-            if clock() < entry[1]:
-                return Outcome(self._response(request, entry), "page-hit")
+        if type(entry) is Page and self._valid(entry, versions):
+            if clock() < entry.fresh_until:
+                return Answer(self._response(request, entry), Outcome.PAGE_HIT)
             # Expired but valid: one request refreshes it, the others get it meanwhile.
             if not self._lock(key):
-                return Outcome(self._response(request, entry), "page-stale")
-            outcome = self._render_and_store(request, render, key, versions, locked=True)
-            if outcome.response.status_code >= 500:
+                return Answer(self._response(request, entry), Outcome.PAGE_STALE)
+            refreshed = self._render_and_store(request, render, key, versions, locked=True)
+            if refreshed.response.status_code >= 500:
                 # Stale-if-error (RFC 5861): the copy is valid, only old; the database
                 # or the view failing now is no reason to show an error page instead.
-                return Outcome(self._response(request, entry), "page-stale")
-            return outcome
+                return Answer(self._response(request, entry), Outcome.PAGE_STALE)
+            return refreshed
 
         if not self._lock(key):
             waited = self._wait_for(key)
             if waited is not None:
-                return Outcome(self._response(request, waited), "page-hit")
+                return Answer(self._response(request, waited), Outcome.PAGE_HIT)
             rendered = render(request)
-            return Outcome(rendered.response, self._miss_word(rendered))
+            return Answer(rendered.response, self._miss_word(rendered))
         return self._render_and_store(request, render, key, versions, locked=True)
 
     # -- mechanism ----------------------------------------------------------------------
 
-    def _lookup(self, key: str) -> tuple[tuple | None, dict]:
+    def _lookup(self, key: str) -> tuple[Entry | None, dict]:
         """The stored entry and the current versions of its tags (and of ``*``)."""
         remembered = self._memo.get(key, ())
         tags = (ALL, *remembered)
         versions, extras = self.store.get_with(tags, [key])
         entry = extras.get(key)
-        if entry is not None and entry[0] != _PASS:
-            unknown = [tag for tag in entry[0] if tag not in versions]
+        if type(entry) is Page:
+            unknown = [tag for tag in entry.snapshot if tag not in versions]
             if unknown:
                 more, _ = self.store.get_with(unknown)
                 versions.update(more)
             if unknown or not remembered:
-                self._remember(key, tuple(entry[0]))
+                self._remember(key, tuple(entry.snapshot))
         return entry, versions
 
     def _remember(self, key: str, tags: tuple[str, ...]) -> None:
@@ -235,15 +248,14 @@ class PageCache:
                 self._memo.popitem(last=False)
 
     @staticmethod
-    def _valid(entry: tuple, versions: dict) -> bool:
-        snapshot = entry[0]
-        return all(versions.get(tag) == version for tag, version in snapshot.items())
+    def _valid(page: Page, versions: dict) -> bool:
+        return all(versions.get(tag) == version for tag, version in page.snapshot.items())
 
     @staticmethod
-    def _response(request: HttpRequest, entry: tuple) -> HttpResponse:
-        _, _, status, headers, content = entry
-        response = HttpResponse(b"" if request.method == "HEAD" else content, status=status)
-        for name, value in headers:
+    def _response(request: HttpRequest, page: Page) -> HttpResponse:
+        content = page.content
+        response = HttpResponse(b"" if request.method == "HEAD" else content, status=page.status)
+        for name, value in page.headers:
             response[name] = value
         if request.method == "HEAD":
             response["Content-Length"] = str(len(content))
@@ -261,7 +273,7 @@ class PageCache:
         with suppress(Exception):
             self.cache.delete(key + ":lock")
 
-    def _wait_for(self, key: str) -> tuple | None:
+    def _wait_for(self, key: str) -> Page | None:
         """Wait (bounded) for the request rendering ``key``; its page, or None to render."""
         deadline = time.monotonic() + self.conf.lock_wait
         pause = 0.01
@@ -274,10 +286,10 @@ class PageCache:
                 return None
             entry = found.get(key)
             if entry is not None:
-                if entry[0] == _PASS:
+                if type(entry) is not Page:
                     return None
                 try:
-                    versions, _ = self.store.get_with(entry[0])
+                    versions, _ = self.store.get_with(entry.snapshot)
                 except CacheUnavailable:
                     return None
                 return entry if self._valid(entry, versions) else None
@@ -294,7 +306,7 @@ class PageCache:
         *,
         locked: bool,
         marked: bool = False,
-    ) -> Outcome:
+    ) -> Answer:
         # "*" was read before the view ran: a page depends on everything-invalidations.
         seed = {ALL: versions[ALL]} if versions.get(ALL) else None
         try:
@@ -306,25 +318,26 @@ class PageCache:
 
     def _store(
         self, request: HttpRequest, rendered: Rendered, key: str, marked: bool = False
-    ) -> Outcome:
+    ) -> Answer:
         response, recorder = rendered.response, rendered.recorder
         if response.status_code >= 500:
             # An error says nothing about the page: store neither it nor a "pass" marker
             # (which would also replace a stale copy still worth serving).
-            return Outcome(response, f"bypass: status {response.status_code}")
+            return Answer(response, bypass(f"status {response.status_code}"))
         if rendered.personal is not None:
             if not marked:
                 self._store_pass(key)
-            return Outcome(response, self._miss_word(rendered))
+            return Answer(response, self._miss_word(rendered))
         if request.method != "GET" or not recorder.cacheable:
-            return Outcome(response, self._miss_word(rendered))
-        if getattr(response, "streaming", False):
+            return Answer(response, self._miss_word(rendered))
+        if getattr(response, "streaming", False) or not isinstance(response, HttpResponse):
             # A shared stream (a static file) goes to the accelerator as it is; the page
-            # cache would have to read it whole into memory first.
-            return Outcome(response, "bypass: streaming response")
+            # cache would have to read it whole into memory first. (Only an HttpResponse
+            # has a ``content`` to store.)
+            return Answer(response, bypass("streaming response"))
         if not self.vary_on_encoding and "accept-encoding" in response.get("Vary", "").lower():
             # Compressed by the view itself: one key cannot hold both encodings.
-            return Outcome(response, "bypass: Vary: Accept-Encoding without GZipMiddleware")
+            return Answer(response, bypass("Vary: Accept-Encoding without GZipMiddleware"))
         lifetime = self.lifetime(rendered)
         now = clock()
         headers = [
@@ -332,12 +345,13 @@ class PageCache:
             for name, value in response.items()
             if name.lower() not in _UNSTORED_HEADERS
         ]
-        entry = (dict(recorder.snapshot), now + lifetime, response.status_code, headers)
-        entry += (response.content,)
+        page = Page(
+            dict(recorder.snapshot), now + lifetime, response.status_code, headers, response.content
+        )
         try:
             self.store.store(
                 key,
-                entry,
+                page,
                 lifetime + self.conf.stale_while_revalidate,
                 recorder.snapshot,
                 recorder.provisional,
@@ -348,21 +362,16 @@ class PageCache:
             pass
         except (TypeError, AttributeError) as exc:
             log.warning("strata: could not store the page %s (%s)", request.path, exc)
-        return Outcome(response, "page-miss")
+        return Answer(response, Outcome.PAGE_MISS)
 
     def _store_pass(self, key: str) -> None:
         with suppress(Exception):
-            self.cache.set(key, _PASS_MARKER, _PASS_TIMEOUT)
-
-    @staticmethod
-    def _bypass_word(rendered: Rendered, reason: str) -> str:
-        return f"bypass: {reason}"
+            self.cache.set(key, PASS_MARKER, _PASS_TIMEOUT)
 
     @staticmethod
     def _miss_word(rendered: Rendered) -> str:
         if rendered.personal is not None:
-            return f"bypass: {rendered.personal}"
+            return bypass(rendered.personal)
         if not rendered.recorder.cacheable:
-            why = rendered.recorder.uncacheable or "data changed while the page was built"
-            return f"bypass: {why}"
-        return "page-miss"
+            return bypass(rendered.recorder.uncacheable or "data changed while the page was built")
+        return Outcome.PAGE_MISS

@@ -115,7 +115,9 @@ def hole_view(request: HttpRequest, token: str) -> HttpResponse:
         payload = _signer().unsign_object(token)
         template_name, arguments = payload["t"], dict(payload["a"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
-        response = HttpResponseBadRequest(b"Unknown hole.\n", content_type="text/plain")
+        response: HttpResponse = HttpResponseBadRequest(
+            b"Unknown hole.\n", content_type="text/plain"
+        )
         patch_cache_control(response, no_store=True)
         return response
     if (

@@ -27,7 +27,9 @@ __all__ = [
     "page_key",
 ]
 
-PAGE_PREFIX = "strata:p:"
+PAGE_PREFIX = "strata:p2:"
+"""Before every page key; its number changes with the shape of the entries
+(:mod:`strata.pages.entries`), so that an entry of another version is never read."""
 
 
 class NotCacheable(Exception):

@@ -20,11 +20,14 @@ nothing runs for them that would need it (no database, nothing to store).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from http import HTTPStatus
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from django.core.handlers.wsgi import WSGIRequest
 
 from ..conf import strata_settings
+from ..edge.outcomes import Outcome
 from ..tags.versions import CacheUnavailable
 from .cache import PageCache
 
@@ -33,11 +36,14 @@ __all__ = ["PageCacheApplication", "LOOKUP_KEY"]
 LOOKUP_KEY = "strata.page_lookup"
 """The environ key under which a lookup that was not a fresh hit is handed to Django."""
 
+# A plain str: WSGI servers may refuse a str subclass (wsgiref asserts ``type(v) is str``).
+_HIT_HEADER = ("X-Strata", Outcome.PAGE_HIT.value)
+
 
 class PageCacheApplication:
     """A WSGI application that answers fresh page-cache hits, and passes the rest on."""
 
-    def __init__(self, application):
+    def __init__(self, application: WSGIApplication) -> None:
         self.application = application
         self._pid: int | None = None
         self._pages: PageCache | None = None
@@ -52,7 +58,7 @@ class PageCacheApplication:
             self._pid = pid
         return self._pages
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         pages = self._page_cache()
         if (
             pages is None
@@ -75,7 +81,7 @@ class PageCacheApplication:
         headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
         headers += [
             ("Content-Length", str(len(content))),
-            ("X-Strata", "page-hit"),
+            _HIT_HEADER,
             ("X-Strata-Server", self._server_header),
         ]
         start_response(f"{status} {_phrase(status)}", headers)

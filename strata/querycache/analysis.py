@@ -164,7 +164,8 @@ def query_tables(query: Query) -> frozenset[str]:
             pending.extend(e for e in node.order_by if hasattr(e, "resolve_expression"))
             if isinstance(node.group_by, tuple):
                 pending.extend(node.group_by)
-            for relation in node._filtered_relations.values():
+            filtered = node._filtered_relations  # type: ignore[attr-defined]  # private Query attribute, not in django-stubs
+            for relation in filtered.values():
                 pending.append(relation.condition)
             continue
         if isinstance(node, WhereNode):
@@ -192,6 +193,9 @@ def read_tags(query, sql: str, *, simple: bool) -> frozenset[str]:
             tags.add(table_tag(table))
             continue
         info = table_info(table)
+        if info is None:  # conditions_of pins only known tables; unknown: the whole table
+            tags.add(table_tag(table))
+            continue
         column = min(columns, key=lambda c: _pin_rank(info, c, columns[c]))
         tags.add(bulk_tag(table))
         if column == info.pk_column:
@@ -260,13 +264,14 @@ def row_pinned_tables(query, compiler, sql: str) -> tuple[tuple[str, int], ...]:
         if info is None or counts[table] != 1 or table in pinned:
             continue
         pk_field = info.model._meta.pk
-        if pk_field.get_internal_type() not in _INTEGER_PKS:
-            continue
-        if not _reached_by_key(alias, join, alias_map, info.pk_column):
+        pk_column = info.pk_column
+        if pk_column is None or pk_field.get_internal_type() not in _INTEGER_PKS:
+            continue  # (a composite primary key has no single column, nor an integer type)
+        if not _reached_by_key(alias, join, alias_map, pk_column):
             continue
         if f"{_quoted_alias(compiler, alias)}." in tail:
             continue
-        index = _selected_column(compiler, alias, info.pk_column)
+        index = _selected_column(compiler, alias, pk_column)
         if index is not None:
             found.append((table, index))
     return tuple(found)
@@ -306,13 +311,20 @@ def _selected_column(compiler, alias: str, column: str) -> int | None:
 
 
 def late_row_tags(table: str, keys: Iterable) -> set[str] | None:
-    """The tags of ``keys``' rows of ``table`` (None when there are too many)."""
+    """The tags of ``keys``' rows of ``table`` (None when there are too many).
+
+    None too for a table without a single-column primary key, or no longer known
+    (:func:`row_pinned_tables` names neither): the caller keeps the table tag.
+    """
     keys = {key for key in keys if key is not None}
     if len(keys) > MAX_LATE_ROWS:
         return None
     info = table_info(table)
+    if info is None or info.pk_column is None:
+        return None
+    pk_column = info.pk_column
     tags = {bulk_tag(table), new_rows_tag(table)}
-    tags.update(condition_tag(table, info.pk_column, key) for key in keys)
+    tags.update(condition_tag(table, pk_column, key) for key in keys)
     return tags
 
 

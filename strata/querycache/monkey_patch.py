@@ -19,20 +19,19 @@ from functools import wraps
 
 from django.db.backends.utils import CursorWrapper
 from django.db.models.sql.compiler import (
-    MULTI,
     SQLCompiler,
     SQLDeleteCompiler,
     SQLInsertCompiler,
     SQLUpdateCompiler,
 )
+from django.db.models.sql.constants import MULTI
 
 from ..tags import invalidation
 from . import reads, writes
 from .control import in_orm
 
-__all__ = ["install", "is_installed", "forget_memo"]
+__all__ = ["install", "is_installed"]
 
-forget_memo = reads.forget_memo
 _installed = False
 
 
@@ -87,7 +86,7 @@ def install() -> None:
             finally:
                 in_orm.reset(token)
 
-        SQLUpdateCompiler.execute_returning_sql = update_execute_returning_sql
+        SQLUpdateCompiler.execute_returning_sql = update_execute_returning_sql  # type: ignore[attr-defined]  # Django 6.1+; stubs are 5.2's
 
     @wraps(insert_original)
     def insert_execute_sql(self, returning_fields=None):
@@ -108,11 +107,11 @@ def install() -> None:
         writes.raw(self, sql)
         return result
 
-    SQLCompiler.execute_sql = execute_sql
-    SQLUpdateCompiler.execute_sql = update_execute_sql
-    SQLInsertCompiler.execute_sql = insert_execute_sql
-    CursorWrapper.execute = execute
-    CursorWrapper.executemany = executemany
+    SQLCompiler.execute_sql = execute_sql  # type: ignore[method-assign]  # deliberate monkey patching
+    SQLUpdateCompiler.execute_sql = update_execute_sql  # type: ignore[method-assign]  # deliberate monkey patching
+    SQLInsertCompiler.execute_sql = insert_execute_sql  # type: ignore[method-assign]  # deliberate monkey patching
+    CursorWrapper.execute = execute  # type: ignore[method-assign]  # deliberate monkey patching
+    CursorWrapper.executemany = executemany  # type: ignore[method-assign]  # deliberate monkey patching
     invalidation.install()
     writes.install_signals()
     _installed = True

@@ -21,14 +21,16 @@ import pickle
 from collections import OrderedDict
 from contextlib import suppress
 
-from django.db.models.sql.compiler import MULTI, SINGLE
+from django.db.models.sql.constants import MULTI, SINGLE
 
 from ..conf import strata_settings
 from ..replicas.positions import replica_behind
+from ..signals import schema_changed
 from ..tags.invalidation import dirty_tables, note_row_locks, transaction_open
 from ..tags.naming import ALL
 from ..tags.recorder import record, recording_active, taint
-from ..tags.versions import CacheUnavailable, version_store
+from ..tags.stores import version_store
+from ..tags.versions import CacheUnavailable
 from .analysis import (
     is_nondeterministic,
     late_row_tags,
@@ -38,7 +40,7 @@ from .analysis import (
 )
 from .control import caching_is_disabled
 from .faults import report_fault
-from .schema import known_tables, on_schema_change, table_info, tables_in_sql
+from .schema import known_tables, table_info, tables_in_sql
 from .stats import stats
 
 log = logging.getLogger("strata.querycache")
@@ -126,12 +128,12 @@ def _shape_of(connection, query, compiler, sql: str, params, result_type: str) -
     return found
 
 
-def forget_memo() -> None:
-    """Drop remembered tags and keys (after the schema or settings change)."""
+def forget_memo(**kwargs) -> None:
+    """Drop remembered tags and keys (a receiver of :data:`strata.signals.schema_changed`)."""
     _memo.clear()
 
 
-on_schema_change(forget_memo)
+schema_changed.connect(forget_memo, dispatch_uid="strata-forget-read-memo")
 
 
 def _may_cache_in_transaction(connection) -> bool:

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 from django.apps import apps
+from django.core.signals import setting_changed
 from django.db import models
+from django.db.models import Model
 from django.db.models.signals import class_prepared
+
+from ..signals import schema_changed
 
 __all__ = [
     "TableInfo",
@@ -24,7 +28,6 @@ __all__ = [
     "tables_in_sql",
     "db_cascade_tables",
     "clear_schema_cache",
-    "on_schema_change",
 ]
 
 _SIMPLE_TYPES = (
@@ -50,7 +53,7 @@ class TableInfo:
     """A table, the registered models that own it, and the columns reads may pin."""
 
     table: str
-    model: type[models.Model]
+    model: type[Model]
     """The first registered model on the table (several may share it: unmanaged copies)."""
     pk_columns: tuple[str, ...]
     """The primary key's columns (several for a composite primary key)."""
@@ -58,14 +61,16 @@ class TableInfo:
     app_label: str
     fields: dict[str, models.Field] = field(default_factory=dict, compare=False, hash=False)
     """Column name -> the field that declares it (for values written to condition tags)."""
-    models: frozenset[type[models.Model]] = frozenset()
+    models: frozenset[type[Model]] = frozenset()
+    """Every registered model on the table (this field shadows the ``models`` module in
+    the class body, hence ``Model`` in the annotations here)."""
 
     @property
     def pk_column(self) -> str | None:
         """The primary key's column, None for a composite primary key."""
         return self.pk_columns[0] if len(self.pk_columns) == 1 else None
 
-    def knows_rows_of(self, model: type[models.Model]) -> bool:
+    def knows_rows_of(self, model: type[Model]) -> bool:
         """True when a write through ``model`` can name its rows' condition values.
 
         ``model`` must be one of the registered models of the table and declare every
@@ -83,7 +88,8 @@ class TableInfo:
 def _is_condition_field(field: models.Field) -> bool:
     if field.primary_key or (field.is_relation and (field.many_to_one or field.one_to_one)):
         return True
-    return bool(field.unique or field.db_index) and isinstance(field, _SIMPLE_TYPES)
+    db_index = field.db_index  # type: ignore[attr-defined]  # set in Field.__init__; django-stubs 5.2.9 omit it
+    return bool(field.unique or db_index) and isinstance(field, _SIMPLE_TYPES)
 
 
 def _pk_columns(model: type[models.Model]) -> tuple[str, ...]:
@@ -168,7 +174,9 @@ def db_cascade_tables(model: type[models.Model]) -> frozenset[str]:
     tables they reach (whole tables: the rows are not known).
     """
     try:
-        from django.db.models.deletion import DatabaseOnDelete
+        from django.db.models.deletion import (  # type: ignore[attr-defined]  # Django 6.1+; stubs are 5.2's
+            DatabaseOnDelete,
+        )
     except ImportError:  # Django before 6.1
         return frozenset()
     reached: set[str] = set()
@@ -179,6 +187,8 @@ def db_cascade_tables(model: type[models.Model]) -> frozenset[str]:
             if not isinstance(on_delete, DatabaseOnDelete):
                 continue
             child = relation.related_model
+            if isinstance(child, str):  # "self" is resolved before a relation is registered
+                raise TypeError(f"unresolved relation {relation!r} to {child!r}")
             if child._meta.db_table not in reached:
                 reached.add(child._meta.db_table)
                 if on_delete.operation == "CASCADE":
@@ -187,22 +197,12 @@ def db_cascade_tables(model: type[models.Model]) -> frozenset[str]:
 
 
 def clear_schema_cache() -> None:
-    """Forget the table registry (after models change, in tests)."""
+    """Forget the table registry, and send :data:`strata.signals.schema_changed`."""
     _tables.cache_clear()
     _table_pattern.cache_clear()
     tables_in_sql.cache_clear()
     db_cascade_tables.cache_clear()
-    for listener in _schema_listeners:
-        listener()
-
-
-_schema_listeners: list = []
-
-
-def on_schema_change(listener) -> None:
-    """Call ``listener()`` whenever the registry of tables is forgotten (a model added)."""
-    if listener not in _schema_listeners:
-        _schema_listeners.append(listener)
+    schema_changed.send(sender=None)
 
 
 def _model_prepared(sender, **kwargs) -> None:
@@ -210,4 +210,10 @@ def _model_prepared(sender, **kwargs) -> None:
         clear_schema_cache()  # a model registered at run time (tests, dynamic models)
 
 
+def _setting_changed(setting: str, **kwargs) -> None:
+    if setting == "INSTALLED_APPS":
+        clear_schema_cache()
+
+
 class_prepared.connect(_model_prepared, dispatch_uid="strata-schema-model-prepared")
+setting_changed.connect(_setting_changed, dispatch_uid="strata-schema-setting-changed")

@@ -35,7 +35,7 @@ from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import DatabaseError, connections
 from django.db.models.constants import OnConflict
 from django.db.models.signals import post_migrate, pre_migrate
-from django.db.models.sql.compiler import NO_RESULTS, ROW_COUNT
+from django.db.models.sql.constants import NO_RESULTS, ROW_COUNT
 
 from ..conf import strata_settings
 from ..tags.invalidation import invalidate_after_commit, note_row_locks, transaction_open

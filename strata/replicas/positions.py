@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 __all__ = ["replica_behind", "BEHIND"]
 
@@ -43,7 +44,7 @@ _REPLICA_SQL = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn"
 _SEEN_ATTR = "_strata_replayed"
 
 
-def _position(connection, sql: str) -> int | None:
+def _position(connection: BaseDatabaseWrapper, sql: str) -> int | None:
     # The DB-API cursor: no query log, no timing hooks, and not mistaken for a raw read
     # by the query cache.
     connection.ensure_connection()
@@ -53,7 +54,7 @@ def _position(connection, sql: str) -> int | None:
     return None if value is None else int(value)
 
 
-def replica_behind(replica) -> str | None:
+def replica_behind(replica: BaseDatabaseWrapper) -> str | None:
     """Why what is read from ``replica`` now must not be stored, or None when it may be.
 
     Call it after the versions were snapshotted and before the read.
@@ -66,6 +67,9 @@ def replica_behind(replica) -> str | None:
         return f"{UNKNOWN} (a transaction is open on the primary)"
     try:
         target = _position(primary, _PRIMARY_SQL)
+        if target is None:
+            # A primary always has an insert position (in recovery it raises instead).
+            return f"{UNKNOWN} (the primary reports no WAL position)"
         seen = getattr(replica, _SEEN_ATTR, None)
         if seen is not None and seen[0] is replica.connection and seen[1] >= target:
             return None

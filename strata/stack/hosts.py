@@ -106,8 +106,9 @@ class HostNetwork:
         addresses = list(self.subnet.hosts())
         self.gateway = str(addresses[0])
         self.bridge = f"sb-{self.tag}"
+        self._namespaces = {name: f"strata-{self.tag}-{name}" for name in names}
         self.hosts = {
-            name: Host(name, str(addresses[10 + i]), f"strata-{self.tag}-{name}")
+            name: Host(name, str(addresses[10 + i]), self._namespaces[name])
             for i, name in enumerate(names)
         }
         self._veths = {name: f"sv-{self.tag}-{i}" for i, name in enumerate(names)}
@@ -126,17 +127,17 @@ class HostNetwork:
             _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
             _ip("link", "set", self.bridge, "up")
             for name, host in self.hosts.items():
-                veth = self._veths[name]
-                _ip("netns", "add", host.netns)
-                _ip("-n", host.netns, "link", "set", "lo", "up")
+                veth, netns = self._veths[name], self._namespaces[name]
+                _ip("netns", "add", netns)
+                _ip("-n", netns, "link", "set", "lo", "up")
                 _ip("link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
-                _ip("link", "set", f"{veth}p", "netns", host.netns)
-                _ip("-n", host.netns, "link", "set", f"{veth}p", "name", "eth0")
+                _ip("link", "set", f"{veth}p", "netns", netns)
+                _ip("-n", netns, "link", "set", f"{veth}p", "name", "eth0")
                 _ip(
-                    "-n", host.netns, "addr", "add",
+                    "-n", netns, "addr", "add",
                     f"{host.address}/{self.subnet.prefixlen}", "dev", "eth0",
                 )  # fmt: skip
-                _ip("-n", host.netns, "link", "set", "eth0", "up")
+                _ip("-n", netns, "link", "set", "eth0", "up")
                 _ip("link", "set", veth, "master", self.bridge)
                 _ip("link", "set", veth, "up")
         except BaseException:
@@ -155,7 +156,7 @@ class HostNetwork:
         """What exists, for ``state.json`` (``strata down`` removes it if ``up`` was killed)."""
         return {
             "bridge": self.bridge,
-            "namespaces": [h.netns for h in self.hosts.values()],
+            "namespaces": list(self._namespaces.values()),
             "links": list(self._veths.values()),
             "subnet": self.cidr,
         }

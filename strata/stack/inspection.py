@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..conf import strata_settings
 from .errors import StackError
 
 __all__ = ["ProjectFacts", "inspect_project", "serves_static_itself"]
@@ -123,8 +124,6 @@ def _facts(hosts: list[str]) -> ProjectFacts:
     if not facts.problems:
         from django.core.checks import WARNING, run_checks
 
-        from ..conf import strata_settings
-
         facts.health_path = strata_settings().health_path
         try:
             messages = run_checks()
@@ -141,8 +140,6 @@ def _facts(hosts: list[str]) -> ProjectFacts:
 
 def main() -> None:
     """Print the facts of the project named by DJANGO_SETTINGS_MODULE for these hosts."""
-    from dataclasses import asdict
-
     print(MARKER + json.dumps(asdict(_facts(sys.argv[1:]))))
 
 

@@ -66,6 +66,20 @@ def _traversable_by_others(path: Path) -> bool:
     return True
 
 
+def _run_as(owner: str | None, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as ``owner`` (None: as ourselves), its output captured."""
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        user=owner,
+        group=owner,
+        extra_groups=None if owner is None else [],
+    )
+
+
 class PostgreSQL(Program):
     """A PostgreSQL cluster of its own, tuned for a disposable local stack."""
 
@@ -130,12 +144,7 @@ class PostgreSQL(Program):
         ]
         if not self.durable:
             argv.append("--no-sync")
-        extra = {}
-        if self.user():
-            extra = {"user": "postgres", "group": "postgres", "extra_groups": []}
-        result = subprocess.run(
-            argv, capture_output=True, text=True, cwd=self.base, timeout=120, **extra
-        )
+        result = _run_as(self.user(), argv, cwd=self.base)
         if result.returncode != 0:
             init_log = self.run_dir / "logs" / "initdb.log"
             init_log.parent.mkdir(parents=True, exist_ok=True)
@@ -244,11 +253,9 @@ class PostgreSQLReplica(PostgreSQL):
         if (self.data_dir / "PG_VERSION").exists():
             return
         owner = self.user()
-        extra = {}
-        if owner:
+        if owner is not None:
             entry = pwd.getpwnam(owner)
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
-            extra = {"user": owner, "group": owner, "extra_groups": []}
         argv = [
             str(self.bindir / "pg_basebackup"),
             "-D",
@@ -266,9 +273,7 @@ class PostgreSQLReplica(PostgreSQL):
             "-c",
             "fast",
         ]
-        result = subprocess.run(
-            argv, capture_output=True, text=True, cwd=self.base, timeout=120, **extra
-        )
+        result = _run_as(owner, argv, cwd=self.base)
         if result.returncode != 0:
             raise StackError(self.name, "pg_basebackup failed", detail=result.stderr[-2000:])
 

@@ -121,11 +121,10 @@ class ManagedProcess:
     def start(self) -> None:
         """Start the program; its stdout and stderr go to the log file."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # In a namespace, _die_with_parent drops to the user after entering it (setns needs root).
+        as_user = self.user if self.netns is None else None
         with open(self.log_path, "ab") as logfile:
-            extra = {}
-            if self.user is not None and self.netns is None:
-                extra = {"user": self.user, "group": self.user, "extra_groups": []}
-            self.popen = subprocess.Popen(
+            popen = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=logfile,
@@ -135,9 +134,12 @@ class ManagedProcess:
                 start_new_session=True,
                 close_fds=True,
                 preexec_fn=_die_with_parent(self.stop_signal, self.netns, self.user),
-                **extra,
+                user=as_user,
+                group=as_user,
+                extra_groups=None if as_user is None else [],
             )
-        log.debug("started pid %s: %s", self.popen.pid, " ".join(self.argv))
+        self.popen = popen
+        log.debug("started pid %s: %s", popen.pid, " ".join(self.argv))
 
     def running(self) -> bool:
         """True while the program has not exited."""
@@ -150,7 +152,7 @@ class ManagedProcess:
 
     def send_signal(self, signum: int) -> None:
         """Send ``signum`` to the program itself (not to its children)."""
-        if self.running():
+        if self.popen is not None and self.running():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.popen.pid, signum)
 

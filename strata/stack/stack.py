@@ -1,506 +1,44 @@
-"""The whole stack: which programs run, in which order, on which ports; start and stop.
+"""Running a stack: start its programs in dependency order, check a request end to
+end, record what runs where (:mod:`strata.stack.runstate`), stop in reverse.
 
-load balancer (HAProxy) → accelerator (Varnish) → app-server pool (Gunicorn/uWSGI) →
-Django → cache (Redis) → database (PostgreSQL). Where a program is missing, or with
-``embedded=True``, the layer falls back to what Python alone provides (SQLite, a file
-cache shared by the worker processes, one app server answering directly), and the
-status table says so.
+Which programs run, and where, is the plan (:mod:`strata.stack.plan`); what to run is
+the config (:mod:`strata.stack.config`); keeping them running is the supervisor's job
+(:mod:`strata.stack.supervisor`).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .appserver import APP_SERVERS, DjangoProject
+from .config import StackConfig
 from .errors import StackError
 from .haproxy import HAProxy
-from .hosts import Host, HostNetwork, LoopbackHosts, make_hosts
+from .hosts import HostNetwork
 from .inspection import ProjectFacts, inspect_project
-from .memcached import Memcached
-from .pgbouncer import PgBouncer, find_pgbouncer
-from .ports import EPHEMERAL_START, port_is_free
-from .postgres import PostgreSQL, PostgreSQLReplica, find_postgres_bindir
+from .plan import StackPlan
+from .ports import port_is_free
 from .probes import http_get
-from .program import Program, StatusRow, find_program
-from .redis import Redis
-from .tls import ensure_self_signed_pem
-from .varnish import Backend, Varnish, xkey_available
+from .program import Program, StatusRow
+from .runstate import RunState, clear_state, hold_path, write_environment
+from .varnish import Varnish
 
-__all__ = ["StackConfig", "Stack", "demo_project", "ENVIRONMENT_FILE", "read_environment"]
-
-ENVIRONMENT_FILE = "environment.json"
-"""In the run directory (mode 0600, it holds the purge secret): what a process of the
-site needs to reach this stack, for ``strata manage`` and ``strata env``."""
-
-log = logging.getLogger("strata.stack")
-
-# Each program's port is the base port plus a fixed offset, so addresses are predictable.
-OFFSETS = {
-    "haproxy": 0,
-    "varnish": 80,
-    "pool": 90,
-    "app": 101,
-    "memcached": 211,
-    "redis": 379,
-    "tls": 443,
-    "postgres": 432,
-    "pgbouncer": 433,
-}
+__all__ = ["Stack"]
 
 
-# Varnish nodes take the ports from base + 80 up to the pool's (base + 90).
-MAX_ACCELERATORS = OFFSETS["pool"] - OFFSETS["varnish"]
-BALANCES = ("roundrobin", "uri-consistent")
-MAX_HOSTS = 8
-LOAD_BALANCERS = 2  # of a multi-host stack
-
-
-def cache_nodes(hosts: int, cache: str) -> int:
-    """Cache servers of a stack: one Redis, or a pool of memcached nodes on several hosts
-    (at least three: a tag's version lives on a majority of three, docs/cache-pool.md)."""
-    return max(hosts, 3) if hosts and cache == "memcached" else 1
-
-
-def host_names(hosts: int, cache: str) -> list[str]:
-    """The hosts of a multi-host stack, in start order of their roles."""
-    caches = cache_nodes(hosts, cache)
-    return (
-        ["db1", "db2"]
-        + [f"cache{i + 1}" for i in range(caches)]
-        + [f"app{i + 1}" for i in range(hosts)]
-        + [f"edge{i + 1}" for i in range(hosts)]
-        + [f"lb{i + 1}" for i in range(LOAD_BALANCERS)]
-    )
-
-
-def demo_project() -> DjangoProject:
-    """The demo site that ships with Strata ("newsroom")."""
-    directory = Path(__file__).resolve().parents[2] / "demo"
-    if not (directory / "manage.py").exists():
-        raise StackError(
-            "demo",
-            f"the demo site is not at {directory}; install Strata from its repository "
-            "(pip install -e .) or pass --project-dir and --settings",
-        )
-    return DjangoProject(directory=directory, settings_module="newsroom_site.settings")
-
-
-@dataclass
-class StackConfig:
-    """What to run. Every field has a default that gives the demo on port 8000."""
-
-    run_dir: Path
-    project: DjangoProject
-    host: str = "127.0.0.1"
-    port: int = 8000
-    app_servers: int = field(default_factory=lambda: os.cpu_count() or 2)
-    workers: int = 2
-    app_server: str = "gunicorn"
-    pool: str = "haproxy"  # who balances the app servers behind Varnish: haproxy | varnish
-    accelerators: int = 1  # Varnish nodes behind the load balancer
-    balance: str = "roundrobin"  # how HAProxy spreads pages over them: roundrobin | uri-consistent
-    cache: str = "redis"  # redis | memcached
-    embedded: bool = False
-    tls: bool = False
-    allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
-    setup_commands: list[list[str]] = field(default_factory=lambda: [["migrate", "--noinput"]])
-    edge_ttl: int | None = None  # exported as STRATA_EDGE_TTL; None: the settings' own
-    check_path: str = "/"  # must answer 2xx or 3xx through every entrance before "up"
-    # Several hosts (0: everything on ``host``): two load balancers, ``hosts`` accelerator
-    # hosts and app hosts, one cache host (or ``hosts`` memcached nodes), one database host.
-    hosts: int = 0
-    namespaces: bool | None = None  # hosts as network namespaces (None: when root allows)
-    pgbouncer: bool = False  # pgbouncer (transaction mode) between the app servers and PostgreSQL
-
-    def port_of(self, role: str, index: int = 0) -> int:
-        """The port of ``role`` (its ``index``-th instance)."""
-        return self.port + OFFSETS[role] + index
-
-    def validate(self) -> None:
-        """Reject impossible values with a clear message."""
-        if self.app_server not in APP_SERVERS:
-            raise StackError(
-                "config",
-                f"unknown app server {self.app_server!r} (choose {' or '.join(APP_SERVERS)})",
-            )
-        if self.pool not in ("haproxy", "varnish"):
-            raise StackError("config", f"unknown pool {self.pool!r} (choose haproxy or varnish)")
-        if self.cache not in ("redis", "memcached"):
-            raise StackError("config", f"unknown cache {self.cache!r} (choose redis or memcached)")
-        if not 1 <= self.accelerators <= MAX_ACCELERATORS:
-            raise StackError("config", f"accelerators must be between 1 and {MAX_ACCELERATORS}")
-        if self.balance not in BALANCES:
-            raise StackError(
-                "config",
-                f"unknown balance {self.balance!r} (choose {' or '.join(BALANCES)})",
-            )
-        if self.hosts and not 2 <= self.hosts <= MAX_HOSTS:
-            raise StackError("config", f"hosts must be between 2 and {MAX_HOSTS}")
-        if self.hosts and self.embedded:
-            raise StackError("config", "--hosts runs the real programs: it cannot be --embedded")
-        if self.pgbouncer and self.embedded:
-            raise StackError("config", "--pgbouncer pools PostgreSQL: it cannot be --embedded")
-        if not 1 <= self.app_servers <= 64 or not 1 <= self.workers <= 64:
-            raise StackError("config", "app servers and workers must be between 1 and 64")
-        top = self.port + max(OFFSETS.values()) + self.app_servers
-        if self.port < 1024 or top >= EPHEMERAL_START:
-            raise StackError(
-                "config",
-                f"base port {self.port} puts the stack on ports {self.port}..{top}; "
-                f"choose a base port from 1024 to {EPHEMERAL_START - 1 - top + self.port} "
-                "(ports from 32768 up are the kernel's ephemeral range)",
-            )
-
-
-@dataclass
-class EmbeddedLayer:
-    """A layer served from inside the app server's Python (no separate program)."""
-
-    layer: str
-    implementation: str
-    address: str
-    reason: str
-
-
-class Stack:
+class Stack(StackPlan):
     """The programs of one stack, started in dependency order and stopped in reverse."""
 
     def __init__(self, config: StackConfig):
-        config.validate()
-        self.config = config
-        self.run_dir = config.run_dir.resolve()
-        self.database: PostgreSQL | None = None
-        self.replica: PostgreSQLReplica | None = None
-        self.pooler: PgBouncer | None = None
-        self.cache: Redis | Memcached | None = None
-        self.app_servers: list[Program] = []
-        self.accelerators: list[Varnish] = []
-        self.load_balancer: HAProxy | None = None
-        self.more_load_balancers: list[HAProxy] = []
-        self.caches: list[Redis | Memcached] = []
-        self.network: HostNetwork | LoopbackHosts | None = None
-        if config.hosts:
-            config.app_servers = config.accelerators = config.hosts
-            self.network = make_hosts(host_names(config.hosts, config.cache), config.namespaces)
-            config.allowed_hosts = list(
-                dict.fromkeys(
-                    [*config.allowed_hosts, *(h.address for h in self.network.hosts.values())]
-                )
-            )
-        self.embedded: list[EmbeddedLayer] = []
+        super().__init__(config)
         self.notes: list[str] = []  # for the person who started it: what is not served
         self.facts: ProjectFacts | None = None
         self.started: list[Program] = []
-        self.purge_secret = ""
-        self._plan()
 
-    # -- planning ----------------------------------------------------------------------
-    def host(self, name: str) -> Host:
-        """The host that runs ``name`` (db1, cache1, app1, edge1, lb1, ...)."""
-        if self.network is None:
-            return Host(name, self.config.host)
-        return self.network.hosts[name]
-
-    def _on(self, program: Program, host_name: str) -> Program:
-        program.netns = self.host(host_name).netns
-        return program
-
-    def _plan_database(self, bindir) -> str:
-        """PostgreSQL (pgbouncer in front if asked, a replica on several hosts), or SQLite."""
-        cfg, run, embedded = self.config, self.run_dir, self.config.embedded
-        if bindir is not None:
-            self.database = PostgreSQL(
-                "postgres", run, self.host("db1").address, cfg.port_of("postgres"), bindir
-            )
-            self._on(self.database, "db1")
-            if self.network is not None:
-                self.database.clients_network = self.network.cidr
-                self.replica = PostgreSQLReplica(
-                    "postgres-replica",
-                    run,
-                    self.host("db2").address,
-                    cfg.port_of("postgres"),
-                    self.database,
-                )
-                self._on(self.replica, "db2")
-            database_url = self.database.url
-            if cfg.pgbouncer:
-                binary = find_pgbouncer()
-                if binary is None:
-                    raise StackError(
-                        "pgbouncer", "not installed (scripts/bootstrap.sh installs it)"
-                    )
-                self.pooler = PgBouncer(
-                    "pgbouncer",
-                    run,
-                    self.host("db1").address,
-                    cfg.port_of("pgbouncer"),
-                    self.database,
-                    binary,
-                )
-                self._on(self.pooler, "db1")
-                database_url = self.pooler.url  # ?pool_mode=transaction
-        elif cfg.pgbouncer:
-            raise StackError("config", "--pgbouncer needs PostgreSQL, which is not installed")
-        else:
-            sqlite = run / "db.sqlite3"
-            database_url = f"sqlite:///{sqlite}"
-            self.embedded.append(
-                EmbeddedLayer(
-                    "database",
-                    "SQLite (embedded)",
-                    str(sqlite),
-                    "--embedded" if embedded else "PostgreSQL is not installed",
-                )
-            )
-        return database_url
-
-    def _plan_cache(self, cache_binary) -> str:
-        """Redis, a pool of memcached nodes, or the embedded file cache; the URL."""
-        cfg, run, embedded = self.config, self.run_dir, self.config.embedded
-        if cache_binary and cfg.cache == "redis":
-            self.cache = Redis(
-                "redis", run, self.host("cache1").address, cfg.port_of("redis"), cache_binary
-            )
-            self.caches = [self._on(self.cache, "cache1")]
-            self.cache.protected_mode = self.network is None
-        elif cache_binary:
-            nodes = cache_nodes(cfg.hosts, cfg.cache)
-            self.caches = [
-                self._on(
-                    Memcached(
-                        "memcached" if i == 0 else f"memcached{i + 1}",
-                        run,
-                        self.host(f"cache{i + 1}").address,
-                        cfg.port_of("memcached"),
-                        cache_binary,
-                    ),
-                    f"cache{i + 1}",
-                )
-                for i in range(nodes)
-            ]
-            self.cache = self.caches[0]
-        if self.cache is not None:
-            cache_url = self.cache.url
-            if len(self.caches) > 1:
-                cache_url = "memcached://" + ",".join(c.address for c in self.caches)
-        else:
-            cache_dir = run / "cache"
-            cache_url = f"file://{cache_dir}"
-            self.embedded.append(
-                EmbeddedLayer(
-                    "cache",
-                    "file cache (embedded, shared by the workers)",
-                    str(cache_dir),
-                    "--embedded" if embedded else f"{cfg.cache} is not installed (not on PATH)",
-                )
-            )
-        return cache_url
-
-    def _plan(self) -> None:
-        cfg, run = self.config, self.run_dir
-        host = cfg.host
-        embedded = cfg.embedded
-
-        bindir = None if embedded else find_postgres_bindir()
-        database_url = self._plan_database(bindir)
-        cache_binary = (
-            None
-            if embedded
-            else find_program("redis-server" if cfg.cache == "redis" else "memcached")
-        )
-        cache_url = self._plan_cache(cache_binary)
-
-        varnishd = None if embedded else find_program("varnishd")
-        haproxy = None if embedded else find_program("haproxy")
-        missing = [
-            name for name, found in (("varnishd", varnishd), ("haproxy", haproxy)) if not found
-        ]
-        if varnishd and not xkey_available():
-            missing.append("the xkey vmod (varnish-modules)")
-        front = not embedded and not missing
-        if self.network is not None and (not front or bindir is None or cache_binary is None):
-            raise StackError(
-                "config",
-                "--hosts runs the real programs: install Varnish (with varnish-modules), "
-                "HAProxy, PostgreSQL and the cache server (scripts/bootstrap.sh)",
-            )
-
-        self.purge_secret = self._purge_secret()
-        project_env = {
-            "DATABASE_URL": database_url,
-            "CACHE_URL": cache_url,
-            **({"DATABASE_REPLICA_URL": self.replica.url} if self.replica else {}),
-            "DJANGO_ALLOWED_HOSTS": ",".join(cfg.allowed_hosts),
-            "STRATA_RUN_DIR": str(run),
-            "STRATA_PURGE_SECRET": self.purge_secret,
-        }
-        if cfg.edge_ttl is not None:
-            project_env["STRATA_EDGE_TTL"] = str(cfg.edge_ttl)
-        self.config.project.env.update(project_env)
-
-        server_class = APP_SERVERS[cfg.app_server]
-        if front:
-            for i in range(cfg.app_servers):
-                name = f"app{i + 1}"
-                address = host if self.network is None else self.host(name).address
-                self.app_servers.append(
-                    self._on(
-                        server_class(
-                            name, run, address, cfg.port_of("app", i), cfg.project, cfg.workers
-                        ),
-                        name,
-                    )
-                )
-        else:
-            # No balancer: one app server answers on the public port with all the workers.
-            self.app_servers.append(
-                server_class(
-                    "app1", run, host, cfg.port, cfg.project, cfg.workers * cfg.app_servers
-                )
-            )
-            self.embedded.append(
-                EmbeddedLayer(
-                    "accelerator + load balancer",
-                    "none: the app server answers directly",
-                    f"{host}:{cfg.port}",
-                    "--embedded"
-                    if embedded
-                    else f"not installed (not on PATH): {', '.join(missing)}",
-                )
-            )
-            return
-
-        balancers = [self.host(f"lb{i + 1}").address for i in range(self._load_balancers)]
-        if cfg.pool == "haproxy":
-            backends = [
-                Backend(
-                    "pool" if len(balancers) == 1 else f"lb{i + 1}_pool",
-                    address,
-                    cfg.port_of("pool"),
-                )
-                for i, address in enumerate(balancers)
-            ]
-        else:
-            backends = [Backend(a.name, a.host, a.port) for a in self.app_servers]
-        purgers = [host]
-        if self.network is not None:
-            purgers = [a.host for a in self.app_servers]
-            if isinstance(self.network, LoopbackHosts):
-                purgers.append("127.0.0.1")  # the source address of loopback connections
-        for i in range(cfg.accelerators):
-            self.accelerators.append(
-                self._on(
-                    Varnish(
-                        f"varnish{i + 1}",
-                        run,
-                        host if self.network is None else self.host(f"edge{i + 1}").address,
-                        cfg.port_of("varnish", i),
-                        varnishd,
-                        backends=backends,
-                        pool=cfg.pool,
-                        health_path=cfg.project.health_path,
-                        purge_secret=self.purge_secret,
-                        purger_addresses=purgers,
-                        allowed_hosts=cfg.allowed_hosts,
-                    ),
-                    f"edge{i + 1}",
-                )
-            )
-        tls_pem = None
-        if cfg.tls:
-            tls_pem = ensure_self_signed_pem(run / "tls", cfg.allowed_hosts)
-        balancer_programs = [
-            self._on(
-                HAProxy(
-                    "haproxy" if i == 0 else f"haproxy{i + 1}",
-                    run,
-                    address,
-                    cfg.port,
-                    haproxy,
-                    accelerators=[Backend(v.name, v.host, v.port) for v in self.accelerators],
-                    app_servers=[Backend(a.name, a.host, a.port) for a in self.app_servers],
-                    pool=cfg.pool,
-                    pool_port=cfg.port_of("pool"),
-                    workers=cfg.workers,
-                    health_path=cfg.project.health_path,
-                    tls_port=cfg.port_of("tls") if cfg.tls else None,
-                    tls_pem=tls_pem,
-                    balance=cfg.balance,
-                ),
-                f"lb{i + 1}",
-            )
-            for i, address in enumerate(balancers)
-        ]
-        self.load_balancer, *self.more_load_balancers = balancer_programs
-        self.config.project.env["STRATA_ACCELERATORS"] = ",".join(
-            f"http://{v.host}:{v.port}" for v in self.accelerators
-        )
-
-    def _purge_secret(self) -> str:
-        path = self.run_dir / "purge-secret"
-        if path.exists():
-            return path.read_text().strip()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(24)
-        path.write_text(secret + "\n")
-        path.chmod(0o600)
-        return secret
-
-    @property
-    def _load_balancers(self) -> int:
-        return LOAD_BALANCERS if self.network is not None else 1
-
-    @property
-    def load_balancers(self) -> list[HAProxy]:
-        """Every load balancer (one on a single host; two on several hosts)."""
-        first = [self.load_balancer] if self.load_balancer else []
-        return first + self.more_load_balancers
-
-    @property
-    def programs(self) -> list[Program]:
-        """Every program, in start order."""
-        order: list[Program] = []
-        order += [db for db in (self.database, self.pooler, self.replica) if db]
-        order += self.caches
-        order += self.app_servers
-        order += self.accelerators
-        order += self.load_balancers
-        return order
-
-    @property
-    def entrance(self) -> str:
-        """The address of the (first) load balancer."""
-        return self.load_balancer.host if self.load_balancer else self.config.host
-
-    @property
-    def url(self) -> str:
-        """Where a person opens the site."""
-        return f"http://{self.entrance}:{self.config.port}/"
-
-    @property
-    def urls(self) -> list[str]:
-        """Every load balancer's address (several on a multi-host stack)."""
-        if not self.more_load_balancers:
-            return [self.url]
-        return [f"http://{lb.host}:{lb.port}/" for lb in self.load_balancers]
-
-    @property
-    def tls_url(self) -> str | None:
-        """The HTTPS address, when TLS termination is on."""
-        if self.load_balancer and self.load_balancer.tls_port:
-            return f"https://{self.entrance}:{self.load_balancer.tls_port}/"
-        return None
-
-    # -- running -----------------------------------------------------------------------
     def check_ports(self) -> None:
         """Fail before starting anything when a port the stack needs is taken."""
         if isinstance(self.network, HostNetwork):
@@ -514,7 +52,7 @@ class Stack:
                         "there or choose another base port (--port)",
                     )
 
-    def start(self, progress=None) -> None:
+    def start(self, progress: Callable[[str], None] | None = None) -> None:
         """Start every layer in dependency order and wait until each answers.
 
         On any failure, whatever was started is stopped again before the error is raised.
@@ -530,7 +68,8 @@ class Stack:
                 self.network.create()
             self.check_ports()
             databases = (self.database, self.pooler, self.replica)
-            for program in [p for p in (*databases, *self.caches) if p]:
+            backing: list[Program] = [p for p in (*databases, *self.caches) if p]
+            for program in backing:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
             for args in self._setup_commands():
@@ -564,8 +103,9 @@ class Stack:
             self.config.project, self.config.allowed_hosts, self.run_dir / "logs" / "manage.log"
         )
         self.config.project.health_path = facts.health_path
-        for program in [*self.accelerators, *self.load_balancers]:
-            program.health_path = facts.health_path
+        fronts: list[Varnish | HAProxy] = [*self.accelerators, *self.load_balancers]
+        for front in fronts:
+            front.health_path = facts.health_path
         self.notes += facts.warnings
         if facts.static_url.startswith("/") and facts.static_url != "/":
             for accelerator in self.accelerators:
@@ -761,8 +301,7 @@ class Stack:
                 self.network.remove()
             except Exception as exc:
                 errors.append(StackError("network", f"could not remove the hosts: {exc}"))
-        for name in ("state.json", ENVIRONMENT_FILE):
-            (self.run_dir / name).unlink(missing_ok=True)
+        clear_state(self.run_dir)
         return errors
 
     def restart(self, program: Program) -> None:
@@ -776,7 +315,7 @@ class Stack:
     # -- reporting ---------------------------------------------------------------------
     def status_rows(self) -> list[StatusRow]:
         """The status table: real programs, then the embedded layers with their reason."""
-        layers = [
+        layers: list[Sequence[Program | None]] = [
             self.load_balancers,
             self.accelerators,
             self.app_servers,
@@ -800,7 +339,7 @@ class Stack:
 
     def hold_path(self, program: Program) -> Path:
         """While this file exists, a supervisor leaves ``program`` stopped (fault drills)."""
-        return self.run_dir / "hold" / program.name
+        return hold_path(self.run_dir, program.name)
 
     @staticmethod
     def _program_state(program: Program) -> dict:
@@ -815,40 +354,33 @@ class Stack:
         work_dir = getattr(program, "work_dir", None)
         if work_dir is not None:
             state["work_dir"] = str(work_dir)
+        if isinstance(program, HAProxy) and program.pool == "haproxy":
+            state["pool_port"] = program.pool_port  # the app-server pool, past Varnish
         return state
 
     def write_state(self) -> None:
-        """Record what runs where, for ``strata status`` and ``strata down``."""
-        state = {
-            "pid": os.getpid(),
-            "url": self.url,
-            "urls": self.urls,
-            "tls_url": self.tls_url,
-            "rows": [row.__dict__ for row in self.status_rows()],
-            "programs": {p.name: self._program_state(p) for p in self.programs},
-            "network": self.network.describe() if self.network else None,
-            "cache_url": self.config.project.env.get("CACHE_URL", ""),
-            "database_url": self.config.project.env.get("DATABASE_URL", ""),
-        }
-        (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
-        self._write_environment()
-
-    def _write_environment(self) -> None:
+        """Record what runs where (``state.json``, ``environment.json``), for ``strata
+        status``, ``down``, ``manage``, ``bench`` and ``check``."""
+        RunState(
+            run_dir=self.run_dir,
+            pid=os.getpid(),
+            url=self.url,
+            urls=self.urls,
+            tls_url=self.tls_url,
+            rows=[row.__dict__ for row in self.status_rows()],
+            programs={p.name: self._program_state(p) for p in self.programs},
+            network=self.network.describe() if self.network else None,
+            cache_url=self.config.project.env.get("CACHE_URL", ""),
+            database_url=self.config.project.env.get("DATABASE_URL", ""),
+        ).write()
         project = self.config.project
         full = project.environment()
         names = [*project.env, "DJANGO_SETTINGS_MODULE", "PYTHONPATH"]
-        record = {
-            "directory": str(project.directory),
-            "python": sys.executable,
-            "environment": {name: full[name] for name in names if name in full},
-        }
-        path = self.run_dir / ENVIRONMENT_FILE
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(json.dumps(record, indent=2))
-
-
-def read_environment(run_dir: Path) -> dict:
-    """What :meth:`Stack.write_state` recorded for the stack running in ``run_dir``:
-    ``directory`` (the project's), ``python`` and ``environment``."""
-    return json.loads((run_dir / ENVIRONMENT_FILE).read_text())
+        write_environment(
+            self.run_dir,
+            {
+                "directory": str(project.directory),
+                "python": sys.executable,
+                "environment": {name: full[name] for name in names if name in full},
+            },
+        )

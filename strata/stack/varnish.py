@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,13 +11,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..conf import PAGE_CACHE_DEFAULTS
+from ..conf import default
 from .errors import StackError
 from .probes import http_get
 from .program import Program, program_version
 from .render import write_config
 
-__all__ = ["Varnish", "Backend", "xkey_available"]
+__all__ = ["Varnish", "Backend", "varnish_counters", "xkey_available"]
 
 
 @dataclass
@@ -40,6 +41,25 @@ def xkey_available() -> bool:
     ) or bool(list(Path("/usr/lib").glob("*/varnish/vmods/libvmod_xkey.so")))
 
 
+def varnish_counters(work_dir: Path | str, names: list[str]) -> dict[str, int]:
+    """The ``MAIN.<name>`` counters of the varnishd whose ``-n`` is ``work_dir``, read with
+    varnishstat (0 for a counter it does not report).
+
+    Raises :class:`StackError` when varnishstat cannot read them (varnishd not running).
+    """
+    command = ["varnishstat", "-n", str(work_dir), "-1", "-j"]
+    command += [arg for name in names for arg in ("-f", f"MAIN.{name}")]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    try:
+        counters = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise StackError(
+            "varnish", f"varnishstat -n {work_dir}: {out.stderr.strip() or 'no counters'}"
+        ) from None
+    counters = counters.get("counters", {})
+    return {name: int(counters.get(f"MAIN.{name}", {}).get("value", 0)) for name in names}
+
+
 def ignored_parameters_regex(patterns) -> str:
     """A regex alternation of query parameter names (``utm_*`` ends a prefix), for the VCL."""
     parts = []
@@ -50,6 +70,12 @@ def ignored_parameters_regex(patterns) -> str:
             re.escape(pattern[:-1]) + "[^=&]*" if pattern.endswith("*") else re.escape(pattern)
         )
     return "|".join(parts)
+
+
+def _parse_version(text: str) -> str:
+    """The version in ``varnishd -V`` output; '?' when it names none."""
+    match = re.search(r"varnish-([\d.]+)", text)
+    return match.group(1) if match else "?"
 
 
 class Varnish(Program):
@@ -103,16 +129,14 @@ class Varnish(Program):
         self.refresh_grace = refresh_grace
         self.hole_prefix = hole_prefix
         if ignored_parameters is None:
-            ignored_parameters = tuple(PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"])
+            ignored_parameters = tuple(default("IGNORED_PARAMETERS", "PAGE_CACHE"))
         self.ignored_parameters = ignored_parameters
         self.vcl_path = run_dir / "config" / f"{name}.vcl"
         self.work_dir = run_dir / name
         self.static_prefix = ""  # STATIC_URL when the app servers serve static files
 
     def version(self) -> str:
-        return program_version(
-            [self.binary, "-V"], lambda s: re.search(r"varnish-([\d.]+)", s).group(1)
-        )
+        return program_version([self.binary, "-V"], _parse_version)
 
     def render_vcl(self) -> Path:
         """Write the VCL for this node."""

@@ -8,7 +8,8 @@ and is valid only while they are all current (``docs/design.md``, "The consisten
 
 from .naming import ALL, bulk_tag, condition_tag, table_tag
 from .recorder import Recorder, current_tags, recording
-from .versions import VersionStore, version_store
+from .stores import version_store
+from .versions import VersionStore
 
 __all__ = [
     "ALL",

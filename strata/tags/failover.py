@@ -18,7 +18,8 @@ not carry the epoch of the read that found the version missing.
 from __future__ import annotations
 
 from ..cache.epoch import script_args
-from .versions import RedisVersionStore, _redis_loads, new_version
+from .redis_store import RedisVersionStore, redis_loads
+from .versions import new_version
 
 __all__ = ["SentinelVersionStore"]
 
@@ -72,7 +73,7 @@ class SentinelVersionStore(RedisVersionStore):
             raise self._failed("add", exc) from exc
         if raw[0] is None:
             raise self._failed("add", RuntimeError("the failover epoch vanished"))
-        values = [None if item is None else _redis_loads(item) for item in raw]
+        values = [None if item is None else redis_loads(item) for item in raw]
         return values[0], dict(zip(tags, values[1:], strict=True))
 
 

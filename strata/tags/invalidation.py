@@ -19,15 +19,16 @@ reads of it bypass the cache, so what others could not see is never stored for t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial, wraps
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..conf import strata_settings
+from ..signals import post_invalidation
 from .naming import ALL
-from .versions import version_store
+from .stores import version_store
 
 __all__ = [
     "invalidate_after_commit",
@@ -37,8 +38,6 @@ __all__ = [
     "note_row_locks",
     "OWN_TRANSACTION_ATTR",
     "bump_now",
-    "after_invalidation",
-    "on_invalidation",
     "install",
 ]
 
@@ -88,7 +87,7 @@ def _journal(connection) -> _Journal | None:
         # or committed, we cannot tell, so the tags it owed are changed anyway.
         setattr(connection, _JOURNAL_ATTR, None)
         if journal.pending:
-            _bump_after_commit(frozenset(journal.pending))
+            _bump_after_commit(connection.alias, frozenset(journal.pending))
         return None
     return journal
 
@@ -99,32 +98,20 @@ def dirty_tables(alias: str) -> frozenset[str] | set[str]:
     return journal.tables if journal is not None else frozenset()
 
 
-# Called with the tags of every invalidation, after the versions changed: the layers
-# above (accelerator purges) register here, so that tags never import them.
-_listeners: list[Callable[[frozenset[str]], None]] = []
+def bump_now(tags: Iterable[str], using: str) -> bool:
+    """Change the versions of ``tags`` at once (no transaction awareness), then send
+    :data:`strata.signals.post_invalidation` (accelerator purges receive it).
 
-
-def on_invalidation(listener: Callable[[frozenset[str]], None]) -> None:
-    """Call ``listener(tags)`` after every committed invalidation (once per listener)."""
-    if listener not in _listeners:
-        _listeners.append(listener)
-
-
-def after_invalidation(tags: frozenset[str]) -> None:
-    """Tell the listeners that ``tags`` changed; a failing listener is logged, not raised."""
-    for listener in list(_listeners):
-        try:
-            listener(tags)
-        except Exception:
-            log.exception("strata: invalidation listener %r failed", listener)
-
-
-def bump_now(tags: Iterable[str]) -> bool:
-    """Change the versions of ``tags`` at once (no transaction awareness), then tell the
-    listeners (accelerator purges)."""
+    ``using`` is the database alias whose write invalidated the tags.
+    """
     tags = frozenset(tags)
-    changed = version_store(strata_settings().cache_alias).bump(tags)
-    after_invalidation(tags)
+    store = version_store(strata_settings().cache_alias)
+    changed = store.bump(tags)
+    for receiver, outcome in post_invalidation.send_robust(
+        store, tags=tags, using=using, changed=changed
+    ):
+        if isinstance(outcome, Exception):  # Django logged its traceback (django.dispatch)
+            log.error("strata: post_invalidation receiver %r failed: %r", receiver, outcome)
     return changed
 
 
@@ -155,7 +142,7 @@ def invalidate_after_commit(alias: str, tags: Iterable[str], tables: Iterable[st
         return
     connection = connections[alias]
     if not transaction_open(connection):
-        _bump_after_commit(tags)
+        _bump_after_commit(alias, tags)
         return
     journal = _journal(connection)
     if journal is None:
@@ -163,14 +150,14 @@ def invalidate_after_commit(alias: str, tags: Iterable[str], tables: Iterable[st
         setattr(connection, _JOURNAL_ATTR, journal)
     journal.tables.update(tables)
     if _managed_by_atomic(connection):
-        transaction.on_commit(partial(_bump_after_commit, tags), using=alias, robust=True)
+        transaction.on_commit(partial(_bump_after_commit, alias, tags), using=alias, robust=True)
     else:
         journal.pending |= tags
 
 
-def _bump_after_commit(tags: frozenset[str]) -> None:
+def _bump_after_commit(alias: str, tags: frozenset[str]) -> None:
     try:
-        changed = bump_now(tags)
+        changed = bump_now(tags, alias)
     except Exception:  # a misconfigured cache: the write committed, say so loudly
         log.exception("strata: versions of %s were not changed after commit", sorted(tags)[:10])
         return
@@ -190,7 +177,7 @@ def _after_commit(connection) -> None:
     journal = getattr(connection, _JOURNAL_ATTR, None)
     setattr(connection, _JOURNAL_ATTR, None)
     if journal is not None and journal.pending:
-        _bump_after_commit(frozenset(journal.pending))
+        _bump_after_commit(connection.alias, frozenset(journal.pending))
 
 
 def _after_rollback(connection) -> None:
@@ -220,6 +207,6 @@ def install() -> None:
         finally:
             _after_rollback(self)
 
-    BaseDatabaseWrapper.commit = commit
-    BaseDatabaseWrapper.rollback = rollback
+    BaseDatabaseWrapper.commit = commit  # type: ignore[method-assign]  # deliberate monkey patching
+    BaseDatabaseWrapper.rollback = rollback  # type: ignore[method-assign]  # deliberate monkey patching
     _installed = True

@@ -46,15 +46,16 @@ import time
 import weakref
 from collections.abc import Iterable
 
+from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.exceptions import ImproperlyConfigured
 
 from .versions import (
-    _VALUE_ERRORS,
+    VALUE_ERRORS,
     VERSION_PREFIX,
     CacheUnavailable,
     VersionStore,
     new_version,
-    warnings,
+    outage_warnings,
 )
 
 __all__ = ["PoolVersionStore", "is_memcached_pool", "pool_servers"]
@@ -73,11 +74,10 @@ _POOL_ONLY = ("max_pool_size", "pool_idle_timeout", "lock_generator")
 
 def pool_servers(backend) -> list[str]:
     """The servers of a Django Memcached backend (an empty list for any other cache)."""
-    from django.core.cache.backends.memcached import BaseMemcachedCache
-
     if not isinstance(backend, BaseMemcachedCache):
         return []
-    return [s for s in backend._servers if s.strip()]
+    servers = backend._servers  # type: ignore[attr-defined]  # private attribute of Django's memcached backend
+    return [s for s in servers if s.strip()]
 
 
 def is_memcached_pool(backend) -> bool:
@@ -161,7 +161,7 @@ class PoolVersionStore(VersionStore):
 
     def _node_failed(self, node: str, exc: Exception) -> None:
         self._down[node] = time.monotonic() + self.retry_after
-        warnings.warn(
+        outage_warnings.warn(
             f"node:{node}",
             "strata: memcached %s of cache %r unavailable (%r); its copies are skipped",
             node,
@@ -173,7 +173,7 @@ class PoolVersionStore(VersionStore):
         """``command(client, argument)`` on one node; ``None`` when the node failed."""
         try:
             return command(self._client(node), argument)
-        except _VALUE_ERRORS:
+        except VALUE_ERRORS:
             raise
         except Exception as exc:
             self._client(node).close()
@@ -238,7 +238,7 @@ class PoolVersionStore(VersionStore):
         try:
             return self.cache.get_many(extra_keys)
         except Exception as exc:
-            warnings.warn("pool-read", "strata: could not read artifacts (%r)", exc)
+            outage_warnings.warn("pool-read", "strata: could not read artifacts (%r)", exc)
             return {}
 
     def _hash_client(self):
@@ -340,10 +340,10 @@ class PoolVersionStore(VersionStore):
         for key, value, timeout, _snapshot, _tags in jobs:
             try:
                 self.cache.set(key, value, timeout)
-            except _VALUE_ERRORS:
+            except VALUE_ERRORS:
                 raise
             except Exception as exc:  # that artifact's node: the versions are elsewhere
-                warnings.warn("pool-write", "strata: could not store an artifact (%s)", exc)
+                outage_warnings.warn("pool-write", "strata: could not store an artifact (%s)", exc)
 
 
 _stores: weakref.WeakSet[PoolVersionStore] = weakref.WeakSet()

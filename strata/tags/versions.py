@@ -9,6 +9,10 @@ names a version that is missing or different is a miss.
 Every call to the cache server may fail (down, slow, restarting): a failed read is a
 miss, logged; a failed bump is logged as an error, and the artifacts' timeout bounds
 how long the change can go unseen.
+
+This module holds the store for any Django cache and what every store shares; the stores
+for particular backends subclass it (:mod:`.redis_store`, :mod:`.failover`, :mod:`.pool`),
+and :func:`strata.tags.stores.version_store` picks one for a cache.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from functools import cache
+from typing import TypeGuard
 
 from django.core.cache import caches
 
@@ -27,9 +31,12 @@ from .recorder import outermost_recorder
 
 __all__ = [
     "VersionStore",
-    "version_store",
     "VERSION_PREFIX",
+    "VALUE_ERRORS",
     "CacheUnavailable",
+    "RateLimitedWarnings",
+    "outage_warnings",
+    "new_version",
     "defer_stores",
     "flush_deferred_stores",
 ]
@@ -37,14 +44,15 @@ __all__ = [
 log = logging.getLogger("strata.tags")
 
 VERSION_PREFIX = "strata:v:"
+"""Cache key prefix of a tag's version (before the cache's own ``make_key``)."""
 
 
 class CacheUnavailable(Exception):
     """The cache server did not answer; the caller treats it as a miss."""
 
 
-# Raised by pickling a value: the artifact's fault, not an outage of the cache server.
-_VALUE_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+VALUE_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+"""Raised by pickling a value: the artifact's fault, not an outage of the cache server."""
 
 
 def new_version() -> str:
@@ -52,7 +60,12 @@ def new_version() -> str:
     return secrets.token_hex(8)
 
 
-class _Warnings:
+def _all_present(versions: dict[str, str | None]) -> TypeGuard[dict[str, str]]:
+    """True when every tag of ``versions`` has a version: it is a full snapshot."""
+    return all(version is not None for version in versions.values())
+
+
+class RateLimitedWarnings:
     """At most one warning per kind every ``interval`` seconds, per process."""
 
     def __init__(self, interval: float = 10.0):
@@ -60,13 +73,15 @@ class _Warnings:
         self.last: dict[str, float] = {}
 
     def warn(self, kind: str, message: str, *args) -> None:
+        """Log ``message % args`` as a warning unless ``kind`` was logged moments ago."""
         now = time.monotonic()
         if now - self.last.get(kind, -self.interval) >= self.interval:
             self.last[kind] = now
             log.warning(message, *args)
 
 
-warnings = _Warnings()
+outage_warnings = RateLimitedWarnings()
+"""The warnings of every version store in this process (each kind at most every 10 s)."""
 
 
 class VersionStore:
@@ -95,7 +110,7 @@ class VersionStore:
 
     def _failed(self, kind: str, exc: Exception) -> CacheUnavailable:
         self._down_until = time.monotonic() + self.retry_after
-        warnings.warn(
+        outage_warnings.warn(
             kind,
             "strata: cache %r unavailable (%s); reading from the database",
             self.cache_alias,
@@ -138,20 +153,21 @@ class VersionStore:
         the loser reads it back. If the read-back fails, the loser's token is not the
         stored one, so whatever it stores is a miss later: safe.
         """
-        missing = [t for t, v in versions.items() if v is None]
-        if not missing:
-            return versions  # type: ignore[return-value]
-        snapshot = dict(versions)
+        if _all_present(versions):
+            return versions
+        snapshot: dict[str, str] = {}
         try:
-            for tag in missing:
-                token = new_version()
-                if self.cache.add(self.key(tag), token, timeout=None):
-                    snapshot[tag] = token
-                else:
-                    snapshot[tag] = self.cache.get(self.key(tag)) or new_version()
+            for tag, version in versions.items():
+                if version is None:
+                    token = new_version()
+                    if self.cache.add(self.key(tag), token, timeout=None):
+                        version = token
+                    else:
+                        version = self.cache.get(self.key(tag)) or new_version()
+                snapshot[tag] = version
         except Exception as exc:
             raise self._failed("add", exc) from exc
-        return snapshot  # type: ignore[return-value]
+        return snapshot
 
     @staticmethod
     def provisional(versions: dict[str, str | None]) -> tuple[dict[str, str], list[str]]:
@@ -162,22 +178,24 @@ class VersionStore:
         the version in between (a writer's bump, another reader), our token loses and the
         artifact can never match; if nothing did, no write happened in between.
         """
+        if _all_present(versions):
+            return versions, []
         missing = [tag for tag, version in versions.items() if version is None]
-        if not missing:
-            return versions, []  # type: ignore[return-value]
         # While stores wait for the end of a request, every read of that request must
         # propose the same token for a tag, or all but one of its artifacts would lose.
         proposed = getattr(_deferral, "proposed", None)
         if proposed is None:
             outer = outermost_recorder()
             proposed = outer.proposed if outer is not None else None
-        snapshot = dict(versions)
-        for tag in missing:
-            if proposed is None:
-                snapshot[tag] = new_version()
-            else:
-                snapshot[tag] = proposed.setdefault(tag, new_version())
-        return snapshot, missing  # type: ignore[return-value]
+        snapshot: dict[str, str] = {}
+        for tag, version in versions.items():
+            if version is None:
+                if proposed is None:
+                    version = new_version()
+                else:
+                    version = proposed.setdefault(tag, new_version())
+            snapshot[tag] = version
+        return snapshot, missing
 
     def store(
         self,
@@ -214,7 +232,7 @@ class VersionStore:
                 for tag in create:
                     self.cache.add(self.key(tag), snapshot[tag], timeout=None)
                 self.cache.set(key, value, timeout)
-            except _VALUE_ERRORS:
+            except VALUE_ERRORS:
                 raise  # the value, not the cache server, is at fault
             except Exception as exc:
                 raise self._failed("write", exc) from exc
@@ -238,6 +256,7 @@ class VersionStore:
         values = {self.key(t): new_version() for t in tags}
         if not values:
             return True
+        error: Exception | None
         try:
             failed = self.cache.set_many(values, timeout=None)
         except Exception as exc:
@@ -282,121 +301,5 @@ def flush_deferred_stores() -> None:
             store._store_now(store_jobs)
         except CacheUnavailable:
             pass  # logged; those artifacts are simply not cached
-        except _VALUE_ERRORS as exc:
+        except VALUE_ERRORS as exc:
             log.warning("strata: could not store an artifact (%s)", exc)
-
-
-class RedisVersionStore(VersionStore):
-    """The same store, talking to Redis directly for the hot paths.
-
-    Django's Redis backend builds a client object for every call and offers no pipeline
-    for ``add``; here one client is kept, a miss stores its artifact and creates its
-    versions in one pipelined round trip, and versions are read from the primary
-    (the first server), never from a replica that could lag.
-    """
-
-    def __init__(self, cache_alias: str):
-        super().__init__(cache_alias)
-        backend = self.cache
-        # Strata's keys are ASCII without spaces: no need for the per-character check.
-        self._make_key = backend.make_key
-        self._serializer = backend._cache._serializer
-        self._pool = backend._cache._get_connection_pool(write=True)
-        import redis
-
-        self._client = redis.Redis(connection_pool=self._pool)
-        self._version_keys: dict[str, str] = {}
-
-    def _version_key(self, tag: str) -> str:
-        """The Redis key of ``tag``'s version (remembered: a page reads dozens per hit)."""
-        key = self._version_keys.get(tag)
-        if key is None:
-            if len(self._version_keys) > _MAX_REMEMBERED_KEYS:
-                self._version_keys.clear()
-            key = self._version_keys[tag] = self._make_key(VERSION_PREFIX + tag)
-        return key
-
-    def get_with(self, tags, extra_keys=()):
-        self._available()
-        tags = list(tags)
-        extra_keys = list(extra_keys)
-        keys = [self._version_key(t) for t in tags]
-        keys += [self._make_key(name) for name in extra_keys]
-        try:
-            raw = self._client.mget(keys)
-        except Exception as exc:
-            raise self._failed("read", exc) from exc
-        values = [None if item is None else _redis_loads(item) for item in raw]
-        names = extra_keys
-        versions = dict(zip(tags, values[: len(tags)], strict=True))
-        extras = {
-            name: value
-            for name, value in zip(names, values[len(tags) :], strict=True)
-            if value is not None
-        }
-        return versions, extras
-
-    def _store_now(self, jobs):
-        dumps = self._serializer.dumps
-        pipe = self._client.pipeline(transaction=False)
-        refused = None
-        for key, value, timeout, snapshot, create in jobs:
-            try:
-                payload = dumps(value)  # an unpicklable value raises here, before any I/O
-            except _VALUE_ERRORS as exc:
-                refused = exc
-                continue
-            for tag in create:
-                pipe.set(self._version_key(tag), dumps(snapshot[tag]), nx=True)
-            pipe.set(self._make_key(key), payload, ex=timeout)
-        try:
-            if len(pipe):
-                pipe.execute()
-        except Exception as exc:
-            raise self._failed("write", exc) from exc
-        if refused is not None:
-            raise refused
-
-
-_MAX_REMEMBERED_KEYS = 100_000
-
-
-def _redis_loads(data: bytes):
-    """Django's ``RedisSerializer.loads`` without its exception for every pickled value.
-
-    Django stores integers as digits and everything else pickled (protocol 2 and later
-    begin with the PROTO opcode, 0x80); trying ``int()`` first costs an exception per
-    value, and a page checks dozens of versions per hit.
-    """
-    if data[:1] == b"\x80":
-        return pickle.loads(data)
-    try:
-        return int(data)
-    except ValueError:
-        return pickle.loads(data)
-
-
-def _is_django_redis(cache_alias: str) -> bool:
-    backend = caches[cache_alias]
-    inner = getattr(backend, "_cache", None)
-    return (
-        type(backend).__module__ == "django.core.cache.backends.redis"
-        and hasattr(inner, "_get_connection_pool")
-        and hasattr(inner, "_serializer")
-    )
-
-
-@cache
-def version_store(cache_alias: str) -> VersionStore:
-    """The version store for a cache alias (one per process)."""
-    if getattr(caches[cache_alias], "epoch_keys", None):  # strata.cache.SentinelRedisCache
-        from .failover import SentinelVersionStore
-
-        return SentinelVersionStore(cache_alias)  # versions carry the failover epoch
-    if _is_django_redis(cache_alias):
-        return RedisVersionStore(cache_alias)
-    from .pool import PoolVersionStore, is_memcached_pool
-
-    if is_memcached_pool(caches[cache_alias]):
-        return PoolVersionStore(cache_alias)  # a majority of copies per tag
-    return VersionStore(cache_alias)

@@ -35,7 +35,7 @@ Bench mode (for ``strata bench``)
     ::
 
         X-Strata-Bench: warm          (or cold; case and surrounding spaces ignored)
-        X-Strata-Bench-Secret: <STRATA['PURGE_SECRET']>
+        X-Strata-Bench-Secret: <STRATA['BENCH_SECRET']>
 
     where the configured secret is not empty and the given one equals it
     (``hmac.compare_digest``), is rendered whatever the page cache holds:
@@ -54,7 +54,7 @@ Bench mode (for ``strata bench``)
       name, or the first segment of the path>``;
     * its figures are kept apart (kinds ``bench-warm`` and ``bench-cold``).
 
-    A missing or wrong secret, an empty ``PURGE_SECRET`` or another value of
+    A missing or wrong secret, an empty ``BENCH_SECRET`` or another value of
     ``X-Strata-Bench`` are ignored, never an error: the request is served as any other.
     ``strata bench`` sends them to the app servers directly: Strata's VCL does not pass
     them, so through Varnish a cached object would answer them.

@@ -39,6 +39,8 @@ from django.core.cache import caches
 from django.http import HttpRequest
 
 from ..conf import strata_settings
+from ..edge.outcomes import Outcome
+from ..edge.purge import purger
 from .collector import CACHE, DB, SECTIONS, TEMPLATE, RequestTiming
 
 __all__ = [
@@ -66,7 +68,7 @@ log = logging.getLogger("strata.timing")
 BUCKETS_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 """Upper bounds of the histogram's buckets, in ms; one more bucket counts what is slower."""
 _BUCKETS_S = tuple(bound / 1000 for bound in BUCKETS_MS)
-KINDS = ("page-hit", "rendered", "bench-warm", "bench-cold")
+KINDS = (Outcome.PAGE_HIT.value, "rendered", "bench-warm", "bench-cold")
 REGISTRY_KEY = "strata:timing:processes"
 """Maps each live process's key to the wall-clock time it last registered."""
 PROCESS_PREFIX = "strata:timing:p:"
@@ -251,8 +253,6 @@ def local() -> dict:
 
 
 def _purge_status() -> dict | None:
-    from ..edge.purge import purger
-
     running = purger()
     return running.status() if running is not None else None
 

@@ -34,6 +34,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.utils.module_loading import import_string
 
+from ..tags.redis_store import RedisVersionStore
+from ..tags.versions import VersionStore
 from .aggregates import flush_if_due
 from .collector import CACHE, DB, TEMPLATE, _active
 
@@ -143,8 +145,6 @@ def _install_caches() -> None:
 
 
 def _install_version_store() -> None:
-    from ..tags.versions import RedisVersionStore, VersionStore
-
     _wrap(RedisVersionStore, "get_with", CACHE)
     _wrap(RedisVersionStore, "_store_now", CACHE)
     _wrap(VersionStore, "bump", CACHE)

@@ -147,7 +147,7 @@ def status(request: HttpRequest) -> HttpResponse:
         data = report()
     except Exception as exc:  # the cache server is down: say so, do not fail
         log.warning("strata: timing figures unavailable (%s)", exc)
-        response = JsonResponse({"error": f"figures unavailable: {exc}"}, status=503)
+        response: HttpResponse = JsonResponse({"error": f"figures unavailable: {exc}"}, status=503)
     else:
         if request.GET.get("format") == "html":
             response = HttpResponse(_html(data))

@@ -8,8 +8,7 @@ import os
 import pytest
 
 from strata.bench.endpoints import Endpoints
-
-from .fakestack import FakeStack
+from tests.bench.fakestack import FakeStack
 
 
 @pytest.fixture
@@ -38,7 +37,22 @@ def write_run_dir(path, server: FakeStack, pid: int | None = None, secret: str =
         {"layer": "accelerator", "address": "127.0.0.1:1"},
         {"layer": "app server", "address": "127.0.0.1:2"},
     ]
-    state = {"pid": pid or os.getpid(), "url": f"http://127.0.0.1:{server.port}/", "rows": rows}
+    programs = {
+        "haproxy": {
+            "layer": "load balancer",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "pool_port": server.port,
+        },
+        "varnish1": {"layer": "accelerator", "host": "127.0.0.1", "port": 1},
+        "app1": {"layer": "app server", "host": "127.0.0.1", "port": 2},
+    }
+    state = {
+        "pid": pid or os.getpid(),
+        "url": f"http://127.0.0.1:{server.port}/",
+        "rows": rows,
+        "programs": programs,
+    }
     (path / "state.json").write_text(json.dumps(state))
     (path / "purge-secret").write_text(secret + "\n")
     return path

@@ -10,8 +10,7 @@ from click.testing import CliRunner
 
 from strata.bench.wrk import wrk_available
 from strata.cli.main import cli
-
-from .conftest import write_run_dir
+from tests.bench.conftest import write_run_dir
 
 
 def bench(*args):

@@ -16,11 +16,9 @@ from strata.bench.load import (
     WrkLoad,
     choose_engine,
     merge,
-    percentile,
 )
 from strata.bench.wrk import wrk_available
-
-from .fakestack import FakeStack
+from tests.bench.fakestack import FakeStack
 
 
 def page_hit_spec(port: int) -> LoadSpec:
@@ -85,13 +83,6 @@ def test_a_tally_keeps_other_tiers_and_errors_out_of_the_latencies():
     assert (result.requests, result.answered, result.errors) == (5, 2, 1)
     assert result.mismatches == {"MISS": 1, None: 1}
     assert result.max_ms == 3.0 and result.p50_ms == 2.0
-
-
-def test_percentiles_interpolate_between_sorted_values():
-    assert percentile([], 50) is None
-    assert percentile([4.0], 99) == 4.0
-    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
-    assert percentile([0.0, 10.0], 90) == pytest.approx(9.0)
 
 
 def test_the_python_fallback_says_it_is_one(monkeypatch):

@@ -13,10 +13,9 @@ from strata.bench.load import LoadResult, PythonLoad
 from strata.bench.report import COLD_NOTE, notes, summary_table, write_reports
 from strata.bench.run import BenchPlan, BenchRun, TierRun
 from strata.bench.tiers import TIERS
-
-from .conftest import endpoints_of
-from .fakestack import FakeStack
-from .test_breakdown import response
+from tests.bench.conftest import endpoints_of
+from tests.bench.fakestack import FakeStack
+from tests.bench.test_breakdown import response
 
 ACCELERATOR, PAGE, WARM, COLD = TIERS
 

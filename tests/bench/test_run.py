@@ -5,9 +5,8 @@ from __future__ import annotations
 from strata.bench.load import PythonLoad
 from strata.bench.run import BenchPlan, default_paths, run_bench
 from strata.bench.tiers import TIERS, tiers_named
-
-from .conftest import endpoints_of
-from .fakestack import FakeStack
+from tests.bench.conftest import endpoints_of
+from tests.bench.fakestack import FakeStack
 
 
 def plan_for(endpoints, tiers=TIERS, paths=("/",), **options):

@@ -10,8 +10,7 @@ from click.testing import CliRunner
 
 from strata.cli.main import cli
 from strata.stack.process import pid_alive
-
-from ..stackutil import free_base_port, make_run_dir, remove_run_dir, require_real_stack
+from tests.helpers import free_base_port, make_run_dir, remove_run_dir, require_real_stack
 
 pytestmark = pytest.mark.stack
 

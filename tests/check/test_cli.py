@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -44,9 +45,9 @@ def test_a_bad_scenario_file_is_one_line_and_exit_2(tmp_path):
     result = check("--run-dir", str(tmp_path), "--scenario", str(scenario))
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0
-    assert f"{scenario}: 'objects' is required" in result.output
+    assert f"{scenario}: missing [objects]: expected" in result.output
     missing = check("--run-dir", str(tmp_path), "--scenario", str(tmp_path / "none.toml"))
-    assert missing.exit_code == 2 and "cannot read the scenario" in missing.output
+    assert missing.exit_code == 2 and "none.toml: cannot read: No such file" in missing.output
 
 
 def test_the_fault_schedule_comes_from_a_list_or_a_file(tmp_path):
@@ -58,4 +59,24 @@ def test_the_fault_schedule_comes_from_a_list_or_a_file(tmp_path):
     assert parse_faults(str(schedule)) == (["app-hang", "cache-restart"], {"phase_seconds": 12.0})
     schedule.write_text('faults = ["app-hang"]\nphases = 3\n')
     result = check("--run-dir", str(tmp_path), "--faults", str(schedule))
-    assert result.exit_code == 2 and "unknown setting 'phases'" in result.output
+    assert (
+        result.exit_code == 2
+        and "phases: unknown key; did you mean 'phase_seconds'?" in result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('faults = ["app-hng"]\n', "faults.toml:1: faults: unknown fault 'app-hng'"),
+        ('faults = ["app-kill", "app-kill"]\n', "faults.toml:1: faults: a fault is named twice"),
+        ("faults = []\nhold_share = 2\n", "faults.toml:2: hold_share: 2 (a number) is wrong"),
+        ("faults = [\n", "faults.toml: not valid TOML"),
+    ],
+)
+def test_a_fault_schedule_file_is_read_like_a_scenario(tmp_path, text, message):
+    schedule = tmp_path / "faults.toml"
+    schedule.write_text(text)
+    with pytest.raises(click.BadParameter) as raised:
+        parse_faults(str(schedule))
+    assert message in str(raised.value)

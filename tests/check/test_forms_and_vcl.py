@@ -7,10 +7,9 @@ import subprocess
 
 import pytest
 
-from strata.check.client import find_form
 from strata.check.vcl import REFUSAL, refuse_purges
-
-from ..stackutil import make_run_dir, remove_run_dir
+from strata.httpclient import find_form
+from tests.helpers import make_run_dir, remove_run_dir
 
 PAGE = """
 <form class="login" method="post" action="/accounts/login/">

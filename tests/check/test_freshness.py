@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from strata.check.freshness import FinalView, bucket_of, check, percentile
+from strata.bench.stats import percentile
+from strata.check.freshness import FinalView, bucket_of, check
 from strata.check.history import ACKED, NOT_SENT, REJECTED, UNKNOWN, History, Phase, Read, Write
 
 KEEPS = {"title": "last", "comment": "all"}

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 
+import strata.check
 from strata.check.scenario import (
+    DEMO_SOURCE,
     ScenarioError,
     demo_scenario,
     load_scenario,
@@ -12,6 +18,8 @@ from strata.check.scenario import (
     placeholders,
     render,
 )
+from strata.config import InventoryError, load_inventory, parse_inventory
+from tests.config.helpers import ONE_HOST
 
 MINIMAL = """
 [users]
@@ -42,6 +50,19 @@ def test_the_demo_scenario_reads_the_newsroom_and_writes_comments_and_titles():
     assert scenario.roles() == ["reader", "editor"]
     assert scenario.write_share == 0.05
     assert scenario.write_named("title").verify == "/articles/{slug}/"
+    assert scenario.source == DEMO_SOURCE
+
+
+def test_the_demo_scenario_is_a_file_in_the_package_read_like_any_other():
+    shipped = Path(strata.check.__file__).parent / "scenarios" / "newsroom.toml"
+    assert load_scenario(shipped) == dataclasses.replace(demo_scenario(), source=str(shipped))
+
+
+def test_the_scenario_in_the_docs_is_valid():
+    docs = Path(__file__).resolve().parents[2] / "docs" / "check.md"
+    blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(encoding="utf-8"), re.S)
+    [example] = [block for block in blocks if "[[writes]]" in block]
+    assert [w.name for w in parse_scenario(example, "check.md").writes] == ["comment", "title"]
 
 
 def test_a_minimal_scenario_file_gets_the_defaults(tmp_path):
@@ -68,45 +89,51 @@ def broken(old: str, new: str) -> str:
         ("name = [", "not valid TOML"),
         (
             broken('fields = { title = "Post {n} {marker}" }', 'fields = { title = "Post {n}" }'),
-            "writes[0].fields: no field contains the {marker} placeholder",
+            "writes[1].fields: no field contains the {marker} placeholder",
         ),
         (
             broken('path = "/posts/{slug}/"', 'path = "/posts/{slugg}/"'),
-            "reads[0].path: unknown placeholder {slugg} (known here: {slug}, {pk})",
+            "reads[1].path: unknown placeholder {slugg} (known here: {slug}, {pk})",
         ),
         (
             broken('page = "/edit/{pk}/"', 'page = "edit/{pk}/"'),
-            "writes[0].page: 'edit/{pk}/' must be a path starting with /",
+            "writes[1].page: 'edit/{pk}/' (a string) is wrong; expected a path starting with /",
         ),
         (
             broken('form = "#edit"', 'form = "form#edit"'),
-            "writes[0].form: 'form#edit' is not a form selector",
+            "writes[1].form: 'form#edit' (a string) is wrong; expected a form selector",
         ),
-        (broken('name = "title"', 'name = "title2"'), "a write's name is 1-20 lower-case letters"),
+        (
+            broken('name = "title"', 'name = "title2"'),
+            "writes[1].name: 'title2' (a string) is wrong; expected 1-20 lower-case letters",
+        ),
         (
             broken('user = "editor"', 'user = "reader"'),
-            "writes[0].user: no users with the role 'reader'",
+            "writes[1].user: no users with the role 'reader'",
         ),
         (
             broken('shows_on = ["/posts/{slug}/"]', 'shows_on = ["/posts/{slug}/"]\nkeep = "all"'),
-            "writes[0]: unknown setting 'keep'",
+            "writes[1].keep: unknown key; did you mean 'keeps'? expected one of: name, user, ",
         ),
         (
             broken(
                 'shows_on = ["/posts/{slug}/"]', 'shows_on = ["/posts/{slug}/"]\nkeeps = "first"'
             ),
-            "writes[0].keeps: 'first'",
+            "writes[1].keeps: 'first' (a string) is wrong; expected \"all\" (every write stays",
         ),
-        (broken('shows_on = ["/posts/{slug}/"]', ""), "writes[0]: needs shows_on (or verify)"),
-        (broken('shows_on = ["/posts/{slug}/"]', 'shows_on = ["/"]'), "names no object"),
+        (broken('shows_on = ["/posts/{slug}/"]', ""), "writes[1]: needs shows_on (or verify)"),
+        (
+            broken('shows_on = ["/posts/{slug}/"]', 'shows_on = ["/"]'),
+            "writes[1].shows_on[1]: '/' names no object",
+        ),
         (broken("[objects]", "[objects]\nfind = []"), "give either find = [...] steps or a list"),
         (
             broken('{ username = "ed", password = "pw" }', '{ username = "ed" }'),
-            "users.editor[0]: 'password' is required",
+            "users.editor[1].password: missing; expected a non-empty string",
         ),
         (
             broken("[[reads]]", "[traffic]\nwrite_share = 0.9\n\n[[reads]]"),
-            "traffic.write_share: 0.9 is not between 0 and 0.5",
+            "traffic.write_share: 0.9 (a decimal number) is wrong; expected a number from 0 to 0.5",
         ),
         (
             broken(
@@ -115,16 +142,20 @@ def broken(old: str, new: str) -> str:
             ),
             "a lone '{'",
         ),
-        (MINIMAL.replace("[[writes]]", "[[writez]]"), "unknown setting 'writez'"),
+        (
+            MINIMAL.replace("[[writes]]", "[[writez]]"),
+            "writez: unknown key; did you mean 'writes'?",
+        ),
+        ('[users]\nreader = { username = "r" }\n', "site.toml: missing [objects]: expected"),
     ],
 )
 def test_every_mistake_is_one_line_naming_the_file_and_the_entry(text, message):
     with pytest.raises(ScenarioError) as raised:
         parse_scenario(text, "site.toml")
     text = str(raised.value)
-    assert text.startswith("site.toml: ")
+    assert re.match(r"site\.toml(:\d+)?: ", text), text
     assert message in text
-    assert "\n" not in text.strip() or "TOML" in text
+    assert "\n" not in text.strip()
 
 
 def test_find_steps_name_their_variables_once_and_may_use_earlier_ones():
@@ -143,10 +174,10 @@ pattern = 'data-pk="(?P<pk>[0-9]+)"'
     )
     scenario = parse_scenario(text)
     assert scenario.variables == ("slug", "pk") and scenario.count == 3
-    with pytest.raises(ScenarioError, match=r"objects.find\[1\].path: unknown placeholder \{pk\}"):
+    with pytest.raises(ScenarioError, match=r"objects.find\[2\].path: unknown placeholder \{pk\}"):
         parse_scenario(text.replace('path = "/p/{slug}/"', 'path = "/p/{pk}/"'))
     with pytest.raises(
-        ScenarioError, match=r"objects.find\[1\].pattern: \{slug\} is already found"
+        ScenarioError, match=r"objects.find\[2\].pattern: \{slug\} is already found"
     ):
         parse_scenario(text.replace("(?P<pk>", "(?P<slug>"))
     with pytest.raises(ScenarioError, match=r"needs a named group"):
@@ -161,14 +192,17 @@ def test_ignored_parts_of_a_page_are_not_searched_for_markers():
     scenario = demo_scenario()
     page = '<ul class="messagelist"><li>The article “chk-r-title1-v1” was changed</li></ul><h1>chk-r-title1-v9</h1>'
     assert scenario.visible(page) == "<h1>chk-r-title1-v9</h1>"
-    with pytest.raises(ScenarioError, match=r"ignore\[0\]: not a regular expression"):
+    with pytest.raises(ScenarioError, match=r"ignore\[1\]: not a regular expression"):
         parse_scenario('ignore = ["(unclosed"]\n' + MINIMAL)
-    with pytest.raises(ScenarioError, match=r"ignore: must be a list of regular expressions"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"ignore: 'x' \(a string\) is wrong; expected a list of regular expressions",
+    ):
         parse_scenario('ignore = "x"\n' + MINIMAL)
 
 
 def test_a_missing_scenario_file_is_one_line(tmp_path):
-    with pytest.raises(ScenarioError, match=r"cannot read the scenario .*nope.toml: No such file"):
+    with pytest.raises(ScenarioError, match=r"nope.toml: cannot read: No such file"):
         load_scenario(tmp_path / "nope.toml")
 
 
@@ -177,3 +211,85 @@ def test_templates_replace_placeholders_and_keep_doubled_braces():
     assert render("{{{slug}}}", {"slug": "s"}) == "{s}"
     with pytest.raises(ValueError):
         placeholders("/a/{slug")
+
+
+def test_a_bad_value_names_its_line():
+    text = MINIMAL.replace('form = "#edit"', 'form = "#edit"\nkeeps = "first"')
+    line = text.splitlines().index('keeps = "first"') + 1
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, "site.toml")
+    assert str(raised.value).startswith(f"site.toml:{line}: writes[1].keeps: 'first' (a string)")
+
+
+# -- the same mistake reads the same in a scenario and in an inventory (strata config) ------
+
+
+def scenario_problem(text: str) -> str:
+    """The error for a scenario ``text``, without its ``file:line:``."""
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, "site.toml")
+    return re.sub(r"^site\.toml(:\d+)?: ", "", str(raised.value))
+
+
+def inventory_problem(text: str) -> str:
+    """The only error for an inventory ``text``, without its ``file:line:``."""
+    with pytest.raises(InventoryError) as raised:
+        parse_inventory(text, "inv.toml")
+    [line] = str(raised.value).splitlines()
+    return re.sub(r"^inv\.toml(:\d+)?: ", "", line)
+
+
+def test_a_boolean_where_a_whole_number_belongs():
+    assert scenario_problem(broken("[objects]", "[objects]\ncount = true")) == (
+        "objects.count: true (a boolean) is wrong; expected a whole number from 1 to 2"
+    )
+    assert inventory_problem(ONE_HOST.replace("port = 20101", "port = 20101\nworkers = true")) == (
+        "app_server[1].workers: true (a boolean) is wrong; expected a whole number from 1 to 256"
+    )
+
+
+def test_a_string_where_a_number_belongs():
+    assert scenario_problem(broken("[[reads]]", '[traffic]\nwrite_share = "high"\n[[reads]]')) == (
+        "traffic.write_share: 'high' (a string) is wrong; expected a number from 0 to 0.5"
+    )
+    assert inventory_problem(
+        ONE_HOST.replace("port = 20101", 'port = 20101\nworkers = "four"')
+    ) == (
+        "app_server[1].workers: 'four' (a string) is wrong; expected a whole number from 1 to 256"
+    )
+
+
+def test_an_unknown_key_suggests_the_closest_known_one():
+    assert scenario_problem(broken('form = "#edit"', 'form = "#edit"\nfield = {}')).startswith(
+        "writes[1].field: unknown key; did you mean 'fields'? expected one of: name, user, page,"
+    )
+    assert inventory_problem(ONE_HOST.replace("port = 20101", "port = 20101\nworker = 4")) == (
+        "app_server[1].worker: unknown key; did you mean 'workers'? "
+        "expected one of: host, port, kind, workers, timeout"
+    )
+
+
+def test_a_missing_key_says_what_was_expected():
+    assert scenario_problem(broken(', password = "pw"', "")) == (
+        "users.editor[1].password: missing; expected a non-empty string"
+    )
+    assert inventory_problem(ONE_HOST.replace('[database]\nhost = "web"', "[database]")) == (
+        "database.host: missing; expected a host name from [hosts]"
+    )
+
+
+def test_text_that_is_not_toml_and_a_missing_file_read_the_same(tmp_path):
+    broken_toml = 'name = "x"\nprobe = /\n'
+    with pytest.raises(ScenarioError) as scenario:
+        parse_scenario(broken_toml, "site.toml")
+    with pytest.raises(InventoryError) as inventory:
+        parse_inventory(broken_toml, "site.toml")
+    assert str(scenario.value) == str(inventory.value)
+    assert str(scenario.value).startswith("site.toml:2: not valid TOML: ")
+    nowhere = tmp_path / "nowhere.toml"
+    with pytest.raises(ScenarioError) as scenario:
+        load_scenario(nowhere)
+    with pytest.raises(InventoryError) as inventory:
+        load_inventory(nowhere)
+    assert str(scenario.value) == str(inventory.value)
+    assert str(scenario.value) == f"{nowhere}: cannot read: No such file or directory"

@@ -7,8 +7,7 @@ import stat
 from click.testing import CliRunner
 
 from strata.cli.main import cli
-
-from .tools import EXAMPLE, ONE_HOST
+from tests.config.helpers import EXAMPLE, ONE_HOST
 
 
 def run(*args: str):

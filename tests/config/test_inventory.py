@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from strata.config import InventoryError, parse_inventory
-
-from .tools import ONE_HOST, example, example_text
+from tests.config.helpers import ONE_HOST, example, example_text
 
 
 def problems(text: str) -> list[str]:
@@ -108,7 +107,7 @@ def test_a_value_of_the_wrong_type_says_what_was_expected():
 
 def test_a_boolean_is_not_a_number():
     [message] = problems(ONE_HOST.replace("port = 20103", "port = true"))
-    assert "app_server[3].port: true (true/false) is wrong; expected a port from 1 to 65535" in (
+    assert "app_server[3].port: true (a boolean) is wrong; expected a port from 1 to 65535" in (
         message
     )
 
@@ -197,3 +196,12 @@ def test_wildcard_server_names_are_refused():
 def test_the_tls_port_is_free_for_others_when_tls_is_off():
     inventory = parse_inventory(ONE_HOST.replace("port = 20379", "port = 20443"))
     assert inventory.caches[0].port == 20443
+
+
+def test_an_empty_list_of_a_required_role_is_refused():
+    balancer = (
+        '[[load_balancer]]\nhost = "web"\nport = 20000\npool_port = 20090\ntls_port = 20443\n'
+    )
+    assert balancer in ONE_HOST
+    text = "load_balancer = []\n" + ONE_HOST.replace(balancer, "")
+    assert problems(text) == ["inv.toml: missing [[load_balancer]]: at least one is needed"]

@@ -9,7 +9,6 @@ locally, and fail in CI, when haproxy or varnishd (with xkey) is missing.
 from __future__ import annotations
 
 import contextlib
-import random
 import socket
 import stat
 import subprocess
@@ -20,10 +19,9 @@ import redis
 
 from strata.config.render import PURGE_SECRET_FILE, REDIS_AUTH_FILE, SENTINEL_AUTH_FILE
 from strata.config.verify import check_haproxy, check_output, check_vcl
-from strata.stack.ports import EPHEMERAL_START, port_is_free
+from strata.stack.ports import free_port
 from strata.stack.probes import http_get
-
-from .tools import ONE_HOST, example_text, render_text, require_program
+from tests.config.helpers import ONE_HOST, example_text, render_text, require_program
 
 VARIANTS = {
     "example": lambda text: text,
@@ -84,16 +82,6 @@ def test_every_check_of_the_example_passes(tmp_path):
     assert [r for r in results if r.ok is False] == []
 
 
-def _free_port(taken: set[int]) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(10000, EPHEMERAL_START)
-        if port not in taken and port_is_free("127.0.0.1", port):
-            taken.add(port)
-            return port
-    raise RuntimeError("no free port")
-
-
 def _purge(port: int, secret: str, proxy_line: bytes = b"") -> int:
     """Send a PURGE (after a PROXY v1 line, if given); return the status code."""
     request = (
@@ -113,7 +101,7 @@ def proxy_varnish(tmp_path):
     """varnishd with the VCL of a one-host inventory with PROXY v2 (secret file in tmp)."""
     binary = require_program("varnishd")
     taken: set[int] = set()
-    public, purge = _free_port(taken), _free_port(taken)
+    public, purge = free_port(taken), free_port(taken)
     text = ONE_HOST.replace("port = 20080", f"port = {public}\npurge_port = {purge}")
     text += "\n[traffic]\nproxy_protocol = true\n"
     render_text(text, tmp_path / "out")
@@ -255,7 +243,7 @@ def rendered_redis(tmp_path):
         if line.startswith("STRATA_REDIS_PASSWORD=")
     )
     taken: set[int] = set()
-    port = _free_port(taken)
+    port = free_port(taken)
     auth = tmp_path / "strata-auth.conf"
     _write_auth_file(rendering, "cache1", REDIS_AUTH_FILE, auth, out)
     assert auth.read_text() == f"requirepass {password}\nmasterauth {password}\n"
@@ -300,7 +288,7 @@ def test_the_rendered_redis_refuses_a_client_without_the_password_from_secrets_e
 def test_the_rendered_sentinel_authenticates_to_the_primary(rendered_redis):
     port, password, rendering, out, tmp_path, taken = rendered_redis
     binary = require_program("redis-server")
-    sentinel_port = _free_port(taken)
+    sentinel_port = free_port(taken)
     auth = tmp_path / "strata-sentinel-auth.conf"
     _write_auth_file(rendering, "lb1", SENTINEL_AUTH_FILE, auth, out)
     assert auth.read_text() == f"sentinel auth-pass strata {password}\n"

@@ -12,8 +12,15 @@ import pytest
 
 from strata.config import OutputError, parse_inventory, render_inventory, write_rendering
 from strata.config.render import PURGE_SECRET_FILE, REDIS_AUTH_FILE, SENTINEL_AUTH_FILE
-
-from .tools import EXAMPLE, EXAMPLE_OUTPUT, ONE_HOST, REPO, example, example_text, render_text
+from tests.config.helpers import (
+    EXAMPLE,
+    EXAMPLE_OUTPUT,
+    ONE_HOST,
+    REPO,
+    example,
+    example_text,
+    render_text,
+)
 
 EXPECTED = {
     "lb1": ["etc/haproxy/haproxy.cfg", "etc/redis/sentinel.conf"],

@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from strata.stack.stack import Stack, StackConfig, demo_project
-
-from ..stackutil import make_run_dir, remove_run_dir
-from .tools import ONE_HOST, render_text, require_program
+from strata.stack.config import StackConfig, demo_project
+from strata.stack.stack import Stack
+from tests.config.helpers import ONE_HOST, render_text, require_program
+from tests.helpers import make_run_dir, remove_run_dir
 
 # Lines only `strata up` writes, and lines only `strata config` writes, per file.
 ALLOWED = {

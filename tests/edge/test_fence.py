@@ -23,11 +23,11 @@ import pytest
 
 from strata.check.vcl import Varnishadm
 from strata.edge.fence import EPOCH_HEADER, NODE_HEADER, READY_PATH, node_id
+from strata.httpclient import csrf_token
 from strata.stack.haproxy import server_column
 from strata.stack.probes import http_get
-
-from ..stackutil import Client, demo_stack
-from .harness import poll
+from tests.edge.helpers import poll
+from tests.helpers import Client, demo_stack
 
 pytestmark = pytest.mark.stack
 
@@ -99,7 +99,7 @@ def test_a_node_that_missed_a_purge_rejoins_only_once_it_is_fresh(stack):
     article = an_article(public)
     reader = Client(stack.config.host, stack.config.port)
     reader.login("reader3")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', reader.get(article).text)
+    token = csrf_token(reader.get(article).text)
     # Logging in changed reader3's row, which the page may show: let its second purge
     # (PURGE_DELAY, 2 s) go by before the nodes keep the page.
     time.sleep(2.5)
@@ -117,7 +117,7 @@ def test_a_node_that_missed_a_purge_rejoins_only_once_it_is_fresh(stack):
 
     with cut_off(stack, node2):
         assert poll(lambda: is_down(stack, "varnish2"), timeout=15), states(stack)
-        posted = reader.post_form(article, {"body": words, "csrfmiddlewaretoken": token.group(1)})
+        posted = reader.post_form(article, {"body": words, "csrfmiddlewaretoken": token})
         assert posted.status == 302
         assert poll(lambda: readiness(stack, node2, before)[0] == 503)
         # Let back just after a retry failed (at about 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s):

@@ -14,8 +14,8 @@ import pytest
 
 from strata.edge.fence import Fence, node_id, nodes_named
 from strata.edge.purge import Purger
-
-from .harness import LOOPBACK, SECRET, Forwarder, free_port, poll, running_edge
+from strata.stack.ports import free_port
+from tests.edge.helpers import LOOPBACK, SECRET, Forwarder, poll, running_edge
 
 
 @pytest.fixture

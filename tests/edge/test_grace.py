@@ -15,8 +15,7 @@ import uuid
 import pytest
 
 from strata.stack.probes import http_get
-
-from .harness import HOST, LOOPBACK, SECRET, poll, running_edge
+from tests.edge.helpers import HOST, LOOPBACK, SECRET, poll, running_edge
 
 pytestmark = pytest.mark.stack
 

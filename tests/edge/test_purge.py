@@ -15,20 +15,17 @@ import uuid
 
 import pytest
 
-from strata.edge.purge import (
-    MAX_KEY_BYTES,
-    Purger,
+from strata.edge.purge import MAX_KEY_BYTES, Purger, purger, reset_purger
+from strata.edge.tickets import (
     begin_request,
     collect_tickets,
-    install,
+    purge_after_invalidations,
     purge_tags,
-    purger,
-    reset_purger,
     wait_for_tickets,
 )
-from strata.tags.invalidation import after_invalidation
-
-from .harness import IDLE_TIMEOUT, LOOPBACK, SECRET, Forwarder, free_port, poll, running_edge
+from strata.signals import post_invalidation
+from strata.stack.ports import free_port
+from tests.edge.helpers import IDLE_TIMEOUT, LOOPBACK, SECRET, Forwarder, poll, running_edge
 
 pytestmark = pytest.mark.stack
 
@@ -313,10 +310,10 @@ def test_a_committed_invalidation_purges_the_accelerator_once_installed(
     configured, edge, cached_page, tag
 ):
     path = cached_page("article", tag("article"))
-    install()
+    purge_after_invalidations()
     begin_request()
 
-    after_invalidation(frozenset({tag("article")}))
+    post_invalidation.send(None, tags=frozenset({tag("article")}), using="default", changed=True)
 
     assert len(collect_tickets()) == 1
     assert wait_for_tickets(5)

@@ -16,8 +16,7 @@ import uuid
 import pytest
 
 from strata.stack.probes import http_get
-
-from .harness import HOST, LOOPBACK, poll, running_edge
+from tests.edge.helpers import HOST, LOOPBACK, poll, running_edge
 
 pytestmark = pytest.mark.stack
 

@@ -105,7 +105,7 @@ def jinja_env() -> jinja2.Environment:
 def fragment_cache_on(settings):
     """The fragment cache alone (no query cache, no page cache), from a clean slate."""
     install()  # the ORM hooks record every read's tags (no-op when already in place)
-    settings.STRATA = {"FRAGMENT_CACHE": {"TIMEOUT": 60}}
+    settings.STRATA = {"FRAGMENT_CACHE": {"ENABLED": True, "TIMEOUT": 60}}
     reset_stats()
     forget_remembered()
     yield

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from strata.conf import PAGE_CACHE_DEFAULTS
+from strata.conf import default
 from strata.pages.keys import NotCacheable, normalized_query, page_key, strip_ignored_parameters
 
-IGNORED = tuple(PAGE_CACHE_DEFAULTS["IGNORED_PARAMETERS"])
+IGNORED = tuple(default("IGNORED_PARAMETERS", "PAGE_CACHE"))
 rf = RequestFactory()
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import sys
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
@@ -27,19 +27,10 @@ def call(application, path: str, method: str = "GET", **extra):
         "PATH_INFO": path,
         "QUERY_STRING": "",
         "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "testserver",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
         **extra,
     }
+    setup_testing_defaults(environ)  # the rest of what a WSGI server puts in
     seen = {}
 
     def start_response(status, headers, exc_info=None):
@@ -128,3 +119,13 @@ def test_bench_requests_go_on_to_django_which_checks_their_secret(newsroom, sett
         app, "/articles/a1/", HTTP_X_STRATA_BENCH="cold", HTTP_X_STRATA_BENCH_SECRET="wrong"
     )
     assert headers["X-Strata"] == "page-hit"  # an unknown secret changes nothing
+
+
+def test_misses_and_hits_keep_to_the_wsgi_spec_plain_str_headers_included(newsroom):
+    # wsgiref's validator asserts every header value is exactly a str (PEP 3333).
+    app = validator(PageCacheApplication(WSGIHandler()))
+
+    _, miss, _ = call(app, "/articles/a1/", SCRIPT_NAME="")
+    _, hit, _ = call(app, "/articles/a1/", SCRIPT_NAME="")
+
+    assert (miss["X-Strata"], hit["X-Strata"]) == ("page-miss", "page-hit")

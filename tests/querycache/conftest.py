@@ -20,13 +20,13 @@ from django.core.exceptions import ObjectDoesNotExist
 from strata.conf import strata_settings
 from strata.querycache.stats import reset_stats, stats
 from strata.tags import versions
-from strata.tags.versions import version_store
+from strata.tags.stores import version_store
 
 
 @pytest.fixture(autouse=True)
 def clean_cache():
     version_store.cache_clear()  # forget a cache outage another test staged
-    versions.warnings.last.clear()  # each test sees its own first warning
+    versions.outage_warnings.last.clear()  # each test sees its own first warning
     caches[strata_settings().cache_alias].clear()
     reset_stats()
     yield

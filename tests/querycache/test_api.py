@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from strata import api
-
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 
 def test_the_recorder_collects_tags_of_reads_even_from_cache(newsroom):

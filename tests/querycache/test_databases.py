@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection, connections, transaction
 
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
 

@@ -6,8 +6,7 @@ import pytest
 from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
 
 from strata.api import caching_disabled
-
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 
 def battery(n):

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.db.models import F
 
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 
 @pytest.fixture

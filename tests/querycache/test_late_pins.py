@@ -11,8 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from strata.querycache import analysis
-
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

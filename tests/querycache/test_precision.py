@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Count, F
 
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 
 def reads(n):

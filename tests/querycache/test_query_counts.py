@@ -16,8 +16,7 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from strata.querycache.stats import stats
-
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 
 def statements(captured) -> list[str]:

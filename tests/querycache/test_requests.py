@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from strata.querycache.stats import stats
 from strata.tags.versions import defer_stores, flush_deferred_stores
-
-from .conftest import probe
+from tests.querycache.conftest import probe
 
 
 def test_a_page_served_twice_is_read_from_the_cache_the_second_time(newsroom, client, settings):

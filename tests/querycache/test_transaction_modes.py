@@ -10,9 +10,8 @@ from django.db import connection, transaction
 from strata.conf import strata_settings
 from strata.querycache.stats import stats
 from strata.tags.naming import condition_tag
-from strata.tags.versions import version_store
-
-from .conftest import probe
+from strata.tags.stores import version_store
+from tests.querycache.conftest import probe
 
 
 def version_of(tag):
@@ -168,11 +167,11 @@ def test_reads_after_select_for_update_see_what_the_lock_holder_committed(
     holding = threading.Event()
     real_bump = invalidation.bump_now
 
-    def slow_bump(tags):  # the lock holder's versions change only after our read
+    def slow_bump(tags, using):  # the lock holder's versions change only after our read
         if threading.current_thread().name == "lock-holder":
             committed.set()
             read_done.wait(30)
-        return real_bump(tags)
+        return real_bump(tags, using)
 
     monkeypatch.setattr(invalidation, "bump_now", slow_bump)
 

@@ -8,9 +8,8 @@ from django.db import connection, transaction
 from strata.conf import strata_settings
 from strata.querycache.stats import stats
 from strata.tags.naming import condition_tag
-from strata.tags.versions import version_store
-
-from .conftest import probe
+from strata.tags.stores import version_store
+from tests.querycache.conftest import probe
 
 
 def version_of(tag):

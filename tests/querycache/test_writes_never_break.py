@@ -14,8 +14,8 @@ from django.db.models import Count, F
 
 from strata.querycache import reads, writes
 from strata.querycache.stats import stats
-
-from .conftest import probe
+from strata.tags.stores import version_store
+from tests.querycache.conftest import probe
 
 
 def fresh(read, value_after, write):
@@ -173,7 +173,6 @@ def test_a_database_cache_is_refused_by_a_check_and_never_recurses(newsroom, set
     from django.core import checks
 
     from newsroom.models import Article
-    from strata.tags.versions import version_store
 
     settings.CACHES = {
         **settings.CACHES,
@@ -224,7 +223,6 @@ def test_a_local_memory_cache_with_debug_on_works(newsroom, settings):
     from django.core import checks
 
     from newsroom.models import Article
-    from strata.tags.versions import version_store
 
     settings.DEBUG = True
     settings.CACHES = {

@@ -22,9 +22,8 @@ from django.test import Client
 from strata.conf import strata_settings
 from strata.querycache.stats import reset_stats, stats
 from strata.replicas.middleware import COOKIE
-from strata.tags.versions import version_store
-
-from .pg import set_apply_delay, wait_caught_up
+from strata.tags.stores import version_store
+from tests.replicas.helpers import set_apply_delay, wait_caught_up
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica1"])
 

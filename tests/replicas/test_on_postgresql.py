@@ -7,16 +7,17 @@ loopback ports, runs it, and stops them.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
+from strata.stack.ports import free_port
 from strata.stack.postgres import PostgreSQL, find_postgres_bindir
-
-from ..stackutil import REPO, make_run_dir, remove_run_dir
-from .pg import Replica, free_ports, wait_caught_up
+from tests.helpers import (
+    make_run_dir,
+    remove_run_dir,
+    run_cases_in_own_pytest,
+    skip_locally_fail_in_ci,
+)
+from tests.replicas.helpers import Replica, wait_caught_up
 
 pytestmark = pytest.mark.stack
 
@@ -24,17 +25,15 @@ pytestmark = pytest.mark.stack
 def require_postgresql():
     """Skip locally, fail in CI, when PostgreSQL is not installed."""
     if find_postgres_bindir() is None:
-        message = "not installed: postgresql (scripts/bootstrap.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_locally_fail_in_ci("not installed: postgresql (scripts/bootstrap.sh installs it)")
 
 
 @pytest.fixture(scope="module")
 def primary_and_replica():
     require_postgresql()
     run_dir = make_run_dir()
-    primary_port, replica_port = free_ports(2)
+    taken: set[int] = set()
+    primary_port, replica_port = free_port(taken), free_port(taken)
     primary = PostgreSQL("primary", run_dir, "127.0.0.1", primary_port, find_postgres_bindir())
     replica = Replica("replica", run_dir, "127.0.0.1", replica_port, primary)
     try:
@@ -52,26 +51,14 @@ def primary_and_replica():
 
 def test_the_replica_rule_holds_on_a_real_primary_and_replica(primary_and_replica):
     primary, replica = primary_and_replica
-    env = dict(
-        os.environ,
-        STRATA_TEST_PRIMARY_URL=primary.url,
-        STRATA_TEST_REPLICA_URL=replica.url,
-        STRATA_TEST_PG_BINDIR=str(primary.bindir),
-        STRATA_TEST_PRIMARY_PORT=str(primary.port),
-        STRATA_TEST_REPLICA_PORT=str(replica.port),
-    )
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--ds",
-        "tests.replica_settings",
+    run_cases_in_own_pytest(
         "tests/replicas/replica_cases.py",
-    ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    print(result.stdout[-8000:], result.stderr[-4000:])
-    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+        "tests.replica_settings",
+        {
+            "STRATA_TEST_PRIMARY_URL": primary.url,
+            "STRATA_TEST_REPLICA_URL": replica.url,
+            "STRATA_TEST_PG_BINDIR": str(primary.bindir),
+            "STRATA_TEST_PRIMARY_PORT": str(primary.port),
+            "STRATA_TEST_REPLICA_PORT": str(replica.port),
+        },
+    )

@@ -34,7 +34,7 @@ if "STRATA_SUITE_CACHE_URL" in os.environ:
         }
     }
 
-STRATA = {"QUERY_CACHE": {}}
+STRATA = {"QUERY_CACHE": {"ENABLED": True}}
 
 TEST_RUNNER = "tests.suites.django_recording.RecordingRunner"
 

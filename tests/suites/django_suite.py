@@ -4,7 +4,7 @@
         [--apps queries lookup ...] [--without-strata] [--json PATH] [--timeout 1500]
 
 Runs the ORM apps of the installed Django's own tests (from its sdist) with ``strata`` in
-the suite's installed apps, ``STRATA = {"QUERY_CACHE": {}}`` and Django's ``RedisCache``
+the suite's installed apps, ``STRATA = {"QUERY_CACHE": {"ENABLED": True}}`` and Django's ``RedisCache``
 on a real Redis, on SQLite (in memory) or a real PostgreSQL. Every test that fails is run
 again without Strata: one that fails there too is the environment's, the others are
 Strata's. Exits non-zero when a Strata-only failure is not listed in
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import django
 
-from .sdist import REPO, suites_dir, unpacked_sdist
-from .services import running_services
-from .suite_run import run_logged
+from tests.suites.sdist import REPO, suites_dir, unpacked_sdist
+from tests.suites.services import running_services
+from tests.suites.suite_run import run_logged
 
 __all__ = ["DEFAULT_APPS", "Run", "main", "run_django_tests"]
 

@@ -13,8 +13,7 @@ from strata.stack.memcached import Memcached
 from strata.stack.postgres import PostgreSQL, find_postgres_bindir
 from strata.stack.program import find_program
 from strata.stack.redis import Redis
-
-from ..stackutil import free_base_port
+from tests.helpers import free_base_port
 
 __all__ = ["Services", "ServiceMissing", "running_services", "DATABASES", "CACHES"]
 

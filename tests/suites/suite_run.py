@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outcomes import Outcome, read_outcomes, read_stats
-from .sdist import REPO, suites_dir
-from .services import running_services
-from .thirdparty_apps import App
+from tests.suites.outcomes import Outcome, read_outcomes, read_stats
+from tests.suites.sdist import REPO, suites_dir
+from tests.suites.services import running_services
+from tests.suites.thirdparty_apps import App
 
 __all__ = ["Run", "run_suite", "run_logged", "stop_process_group"]
 

@@ -7,7 +7,7 @@ Strata is built into a wheel and installed with the app and its test requirement
 a virtualenv of the suite's own (``.strata/suites/venv-<Django major>/<app>/``, kept
 between runs); the suite runs on a fresh PostgreSQL (SQLite for a suite without
 PostgreSQL support) and Redis, with ``"strata"`` in ``INSTALLED_APPS``, Redis as the
-default cache and ``STRATA = {"QUERY_CACHE": {}}``.
+default cache and ``STRATA = {"QUERY_CACHE": {"ENABLED": True}}``.
 
 Tests that fail with Strata run again without it (``--without-strata``: the whole suite
 does, for a full comparison and its wall time); those that pass there are
@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outcomes import group_by_cause, strata_only
-from .sdist import REPO, suites_dir, unpacked_sdist
-from .suite_run import Run, run_suite
-from .thirdparty_apps import APPS, App, rerun_label
-from .venvs import strata_wheel, suite_venv
+from tests.suites.outcomes import group_by_cause, strata_only
+from tests.suites.sdist import REPO, suites_dir, unpacked_sdist
+from tests.suites.suite_run import Run, run_suite
+from tests.suites.thirdparty_apps import APPS, App, rerun_label
+from tests.suites.venvs import strata_wheel, suite_venv
 
 __all__ = ["main", "Report", "KNOWN"]
 

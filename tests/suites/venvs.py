@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sdist import REPO, suites_dir
+from tests.suites.sdist import REPO, suites_dir
 
 __all__ = ["Distributions", "strata_distributions", "strata_wheel", "suite_venv"]
 

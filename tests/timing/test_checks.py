@@ -6,6 +6,7 @@ import pytest
 
 from strata.checks import check_strata_setting
 from strata.conf import strata_settings
+from strata.timing.checks import check_timings_stay_personal
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,7 @@ def test_timings_on_shared_pages_behind_an_accelerator_are_flagged(settings):
         "PURGE_SECRET": "s",
     }
 
-    assert [error.id for error in check_strata_setting()] == ["strata.W025"]
+    assert [error.id for error in check_timings_stay_personal()] == ["strata.W025"]
 
 
 def test_timing_is_on_by_default_and_bad_values_fall_back_to_defaults(settings):

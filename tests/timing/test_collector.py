@@ -12,7 +12,7 @@ from django.db import connection
 from django.template import Context, Engine
 
 from strata.conf import strata_settings
-from strata.tags.versions import version_store
+from strata.tags.stores import version_store
 from strata.timing import collector, timed
 from strata.timing.collector import CACHE, DB, TEMPLATE
 from tests.timing.clock import clock

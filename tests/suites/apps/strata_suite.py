@@ -51,7 +51,7 @@ def configure(namespace: dict[str, Any], cache_alias: str = "default") -> None:
     namespace["CACHES"] = caches
     if strata_on():
         namespace["INSTALLED_APPS"] = [*namespace["INSTALLED_APPS"], "strata"]
-        namespace["STRATA"] = {"QUERY_CACHE": {}}
+        namespace["STRATA"] = {"QUERY_CACHE": {"ENABLED": True}}
         if cache_alias != "default":
             namespace["STRATA"]["CACHE"] = cache_alias
         _collect_stats()

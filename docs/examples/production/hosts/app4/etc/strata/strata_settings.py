@@ -101,4 +101,6 @@ STRATA = {
         "http://10.0.2.3:6091",
     ],
     "PURGE_SECRET": _secret("STRATA_PURGE_SECRET"),
+    # The accelerators check bench requests against the purge secret's file too.
+    "BENCH_SECRET": _secret("STRATA_PURGE_SECRET"),
 }
