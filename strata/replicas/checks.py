@@ -20,7 +20,9 @@ READ_YOUR_WRITES_MIDDLEWARE = "strata.replicas.ReadYourWritesMiddleware"
 PGBOUNCER_PORT = 6432  # pgbouncer's default port: a hint, not proof, of a pooler
 
 
-@register(Tags.database)
+# Not Tags.database: those run only with `check --database` (Django 6.1 skips them otherwise),
+# and these read settings, no database.
+@register(Tags.compatibility)
 def check_replicas(app_configs=None, **kwargs) -> list[CheckMessage]:
     """``STRATA['REPLICAS']`` names replicas that a router, the middleware and caching can use."""
     replicas = strata_settings().replicas
@@ -97,7 +99,7 @@ def _is_postgresql(config: dict) -> bool:
     return "postgresql" in engine or "postgis" in engine
 
 
-@register(Tags.database)
+@register(Tags.compatibility)
 def check_transaction_pooled(app_configs=None, **kwargs) -> list[CheckMessage]:
     """Databases behind a pooler in transaction mode keep nothing per connection."""
     pooled = strata_settings().transaction_pooled
