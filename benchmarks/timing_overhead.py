@@ -127,6 +127,7 @@ def per_call(args) -> dict:
     _setup()
     from django.core.cache.backends.locmem import LocMemCache
     from django.db import connection
+    from django.db.backends.utils import CursorWrapper
     from django.template import Context, Engine
 
     from strata.timing import monkey_patch, timed
@@ -163,10 +164,11 @@ def per_call(args) -> dict:
         lambda: raw_render(template, context),
         lambda: template.render(context),
     )
-    wrappers = connection.execute_wrappers
-    wrappers.remove(monkey_patch._execute_hook)
+    # The statement hook wraps CursorWrapper._execute, below the execute wrappers.
+    timed_execute = CursorWrapper._execute
+    CursorWrapper._execute = timed_execute.__wrapped__
     plain_sql = _each(hooked_sql, 5000)
-    wrappers.insert(0, monkey_patch._execute_hook)
+    CursorWrapper._execute = timed_execute
     idle_sql = _each(hooked_sql, 5000)
     with timed():
         active_sql = _each(hooked_sql, 5000)
@@ -179,13 +181,15 @@ def per_call(args) -> dict:
 
 
 def run_child(env: dict, extra: list[str], case_env: dict | None = None) -> dict:
+    """Run this script as a child (``--child ...``) and read the JSON line it prints last."""
     out = subprocess.run(
         [sys.executable, __file__, *extra],
         env={**env, **(case_env or {})},
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode != 0:
+        raise SystemExit(f"timing_overhead {' '.join(extra)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
