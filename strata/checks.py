@@ -67,6 +67,8 @@ CHECK_IDS = {
     "strata.E041": "`SERVER_NAME`, `PURGE_SECRET` or `BENCH_SECRET` is not a string",
     "strata.W042": "a cache block without `ENABLED` (deprecated: write `'ENABLED': True`)",
     "strata.W043": "no `BENCH_SECRET`: bench mode uses `PURGE_SECRET` (deprecated)",
+    "strata.E044": "`BUS` is not a dict, has unknown keys, or wrong values",
+    "strata.W045": "accelerators are configured but the cache holds no invalidation log",
 }
 """Every ID Strata's checks can emit, with what it means."""
 

@@ -82,6 +82,15 @@ class TimingSettings:
 
 
 @dataclass(frozen=True)
+class BusSettings:
+    """The validated ``STRATA['BUS']`` block."""
+
+    enabled: bool
+    max_entries: int
+    fence_after: float
+
+
+@dataclass(frozen=True)
 class Setting:
     """One key of ``STRATA`` (or of one of its blocks), declared once."""
 
@@ -288,6 +297,42 @@ TIMING = Block(
     holds=TimingSettings,
 )
 
+# Like timing, the bus is on without its block: on Redis every writer then reaches the
+# accelerators through it, whatever its own settings say (docs/bus.md).
+BUS = Block(
+    "BUS",
+    "strata.E044",
+    "the invalidation bus: a log in the version store that ``strata_purger`` delivers "
+    "to the accelerators (``docs/bus.md``)",
+    (
+        Setting(
+            "ENABLED",
+            Flag(),
+            True,
+            "strata.E044",
+            "on Redis, every version change is logged and only ``strata_purger`` purges "
+            "the accelerators; ``False``: each writer purges them itself",
+        ),
+        Setting(
+            "MAX_ENTRIES",
+            Whole(100),
+            100_000,
+            "strata.E044",
+            "entries the log keeps at most; a node that missed trimmed ones is purged whole",
+        ),
+        Setting(
+            "FENCE_AFTER",
+            Seconds(0.1),
+            0.5,
+            "strata.E044",
+            "seconds an entry may wait for delivery before its node counts as behind "
+            "(fenced: ``/-/varnish-ready`` fails)",
+        ),
+    ),
+    attribute="bus",
+    holds=BusSettings,
+)
+
 SETTINGS: tuple[Setting | Block, ...] = (
     Setting(
         "HEALTH_PATH",
@@ -362,6 +407,7 @@ SETTINGS: tuple[Setting | Block, ...] = (
         "strata.E020",
         "seconds a request that wrote waits for its first purge before its response goes out",
     ),
+    BUS,
     Setting(
         "TAGS_HEADER_LIMIT",
         Whole(100),
@@ -428,6 +474,7 @@ class StrataSettings:
     bench_secret: str
     purge_delay: float
     purge_wait: float
+    bus: BusSettings
     tags_header_limit: int
     timing: TimingSettings
     replicas: tuple[str, ...]

@@ -26,7 +26,10 @@ Arguments: ``sender``, the version store (:class:`strata.tags.VersionStore`) tha
 them; ``tags``, a ``frozenset`` of the tags (``strata.tags.naming``); ``using``, the alias
 of the database whose write (or whose ``strata.api`` call) invalidated them; ``changed``,
 False when the cache server refused the change (the store retries it, and artifacts
-expire within their timeout meanwhile). Strata's own accelerator purges are a receiver.
+expire within their timeout meanwhile); ``position``, the id of the change's entry in the
+invalidation log (``strata.bus``), None when the store keeps no log or the change failed.
+Strata's own accelerator purges are a receiver: with a log, the request that wrote waits
+for the purger to deliver ``position``; without one, the process purges by itself.
 """
 
 schema_changed = Signal()

@@ -297,6 +297,8 @@ def test_personal_holes_without_strata_urls_are_flagged(settings):
         ({"ACCELERATORS": ["http://127.0.0.1:6081"], "PURGE_SECRET": ""}, "strata.W019"),
         ({"PURGE_DELAY": -1}, "strata.E020"),
         ({"TIMING": {"SERVER_TIMING": "public"}}, "strata.E024"),
+        ({"BUS": {"MAX_ENTRIES": 10}}, "strata.E044"),
+        ({"BUS": {"FENCE_AFTER": "soon"}}, "strata.E044"),
     ],
 )
 def test_page_settings_are_checked(settings, strata, check_id):
@@ -309,8 +311,18 @@ def test_timings_on_every_response_behind_an_accelerator_are_flagged(settings):
         "ACCELERATORS": ["http://127.0.0.1:6081"],
         "PURGE_SECRET": "s",
         "BENCH_SECRET": "",
+        "BUS": {"ENABLED": False},
     }
     assert strata_ids(settings, STRATA={**settings.STRATA, **strata}) == ["strata.W025"]
+
+
+def test_accelerators_behind_a_cache_that_keeps_no_log_are_flagged(settings):
+    """The test settings' cache is a file cache: only processes that know the
+    accelerators purge them."""
+    strata = {"ACCELERATORS": ["http://127.0.0.1:6081"], "PURGE_SECRET": "s", "BENCH_SECRET": ""}
+    assert strata_ids(settings, STRATA={**settings.STRATA, **strata}) == ["strata.W045"]
+    strata["BUS"] = {"ENABLED": False}
+    assert strata_ids(settings, STRATA={**settings.STRATA, **strata}) == []
 
 
 def test_the_demo_settings_pass_every_check(settings):

@@ -1,8 +1,10 @@
 """``strata check``: a consistency and fault checker for a running Strata stack.
 
-Client processes send mixed traffic through the load balancer (:mod:`.traffic`), a
-schedule of faults runs meanwhile (:mod:`.faults`), and the freshness checker
-(:mod:`.freshness`) judges every read against the writes acknowledged before it started.
+Client processes send mixed traffic through the load balancer (:mod:`.traffic`) and
+write through management commands that know only the database and the cache
+(:mod:`.commands`), a schedule of faults runs meanwhile (:mod:`.faults`), and the
+freshness checker (:mod:`.freshness`) judges every read against the writes acknowledged
+before it started.
 A site is described by a scenario (:mod:`.scenario`; the demo's is built in).
 """
 

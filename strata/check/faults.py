@@ -15,7 +15,13 @@ kill need it, and leave a hold file (``RUN/hold/<name>``) while a program must s
 ``db-down``               PostgreSQL stopped (SIGINT, fast shutdown) for the hold, then back
 ``accelerator-down``      Varnish stopped (SIGTERM) for the hold, then back (empty)
 ``purge-fail``            Varnish answers every PURGE with 503 for the hold (a VCL switch)
+``purger-kill``           SIGKILL to the invalidation bus's purger: the supervisor restarts it
+``writer-kill``           for the hold, every command write SIGKILLs itself right after its
+                          commit (the scenario's ``kill_after_commit`` arguments)
 ========================  ==================================================================
+
+The last two need the invalidation bus (a ``purger`` program in ``state.json``): without
+it a writer's purges die with the writer, and there is no purger to kill.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..httpclient import Session
 from ..stack.process import pid_alive
@@ -40,10 +47,20 @@ from .cacheserver import (
     version_key_pattern,
 )
 from .history import Phase, now
+from .scenario import Scenario
 from .target import Target
 from .vcl import Varnishadm, VarnishadmError, refuse_purges
 
-__all__ = ["Fault", "FaultContext", "FAULTS", "fault_named", "UnknownFault", "FaultError"]
+__all__ = [
+    "Fault",
+    "FaultContext",
+    "FAULTS",
+    "fault_named",
+    "UnknownFault",
+    "FaultError",
+    "purgers",
+    "NO_BUS",
+]
 
 
 class UnknownFault(Exception):
@@ -63,6 +80,10 @@ class FaultContext:
     work_dir: Path  # where a drill may write files (RUN/check/<run id>)
     run_id: str
     say: Callable[[str], None] = lambda message: None
+    # Set while command writes must SIGKILL themselves after their commit (writer-kill):
+    # a multiprocessing Event that the client processes look at before each such write.
+    kill_writers: Any = None
+    scenario: Scenario | None = None
 
 
 class Fault:
@@ -79,6 +100,10 @@ class Fault:
         """Why this drill cannot run on ``target`` (None: it can)."""
         if self.needs_supervisor and not target.supervised:
             return "needs strata up's supervisor to restart what it stops (run the stack with strata up)"
+        return None
+
+    def unsupported(self, scenario: Scenario) -> str | None:
+        """Why this drill cannot run with ``scenario`` (None: it can)."""
         return None
 
     def apply(self, ctx: FaultContext, phase: Phase) -> None:
@@ -395,7 +420,105 @@ class PurgeFail(Fault):
             return False
         finally:
             session.close()
-        return answer.status == 200
+        # Purges that failed meanwhile fence the node (readiness) until they are delivered:
+        # whole again once the load balancer sends it traffic.
+        return answer.status == 200 and _server_up(ctx, "accelerators", phase.details["program"])
+
+
+NO_BUS = (
+    "no purger in state.json: the stack runs without the invalidation bus "
+    "(it needs a Redis cache and an accelerator)"
+)
+
+
+def purgers(target: Target) -> list[str]:
+    """The names of the stack's purgers (the ``purger`` layer of ``state.json``)."""
+    return target.named("purger")
+
+
+class PurgerKill(Fault):
+    name = "purger-kill"
+    summary = "SIGKILL the invalidation bus's purger; the supervisor restarts it"
+    needs_supervisor = True
+
+    def unavailable(self, target):
+        if not purgers(target):
+            return NO_BUS
+        return super().unavailable(target)
+
+    def apply(self, ctx, phase):
+        name = ctx.rng.choice(purgers(ctx.target))
+        pid = _alive_pid(ctx.target, name)
+        phase.details.update(program=name, pid=pid, signal="SIGKILL")
+        accelerators = ctx.target.named("accelerator")
+        # A node out of the pool already (a backlog left by the fault before) is not ours.
+        phase.details["accelerators"] = [
+            a for a in accelerators if _server_up(ctx, "accelerators", a)
+        ]
+        phase.details["down_before"] = [
+            a for a in accelerators if a not in phase.details["accelerators"]
+        ]
+        os.kill(pid, signal.SIGKILL)
+
+    def watch(self, ctx, phase):
+        # Without a purger the log's entries go undelivered: each accelerator's readiness
+        # fences it (HAProxy takes it out) until the new purger has caught up.
+        states = ctx.target.haproxy_states("accelerators")
+        for name in phase.details.get("accelerators", ()):
+            if states.get(name, "").startswith(("DOWN", "MAINT")):
+                fenced = phase.details.setdefault("fenced", [])
+                if name not in fenced:
+                    fenced.append(name)
+                if phase.taken_out is None:
+                    phase.taken_out = now()
+
+    def recovered(self, ctx, phase):
+        if not _restarted(ctx, phase, phase.details["program"]):
+            return False
+        return all(
+            _server_up(ctx, "accelerators", name) for name in ctx.target.named("accelerator")
+        )
+
+
+class WriterKill(Fault):
+    name = "writer-kill"
+    summary = "every command write SIGKILLs itself right after its commit, for the hold"
+    holds = True
+
+    boost = 6.0
+    """How much more often the clients draw command writes while the fault holds."""
+
+    def unavailable(self, target):
+        if not purgers(target):
+            return NO_BUS + "; without it a writer's purges die with the writer"
+        return None
+
+    def unsupported(self, scenario):
+        if not any(w.kill_after_commit for w in scenario.commands):
+            return (
+                f'{scenario.source} has no write with via = "command" and kill_after_commit '
+                "(the arguments that make the command SIGKILL itself after its commit)"
+            )
+        return None
+
+    def apply(self, ctx, phase):
+        if ctx.kill_writers is None:
+            raise FaultError("no client processes to tell (the check runs no traffic)")
+        phase.details["writes"] = [
+            " ".join(w.command[:1] + w.kill_after_commit) for w in _commands_of(ctx)
+        ]
+        ctx.kill_writers.set()
+        phase.details["killing"] = True
+
+    def heal(self, ctx, phase):
+        if phase.details.pop("killing", False) and ctx.kill_writers is not None:
+            ctx.kill_writers.clear()
+            phase.details["stopped_killing"] = True
+
+
+def _commands_of(ctx: FaultContext):
+    scenario = ctx.scenario
+    return [w for w in scenario.commands if w.kill_after_commit] if scenario else []
 
 
 FAULTS: dict[str, type[Fault]] = {
@@ -408,6 +531,8 @@ FAULTS: dict[str, type[Fault]] = {
         DbDown,
         AcceleratorDown,
         PurgeFail,
+        PurgerKill,
+        WriterKill,
     )
 }
 """Every drill, in the order of the default schedule."""

@@ -158,6 +158,8 @@ class PhaseFigures:
     writes_not_sent: int = 0
     writes_5xx: int = 0
     writes_errors: int = 0
+    writes_command: int = 0  # made by a management command's process
+    writes_killed: int = 0  # ... SIGKILLed right after its commit (writer-kill)
     stale: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
     stale_purge_down: int = 0
     beyond_window: int = 0
@@ -344,6 +346,12 @@ def check(
             figure.writes_unknown += 1
         else:
             figure.writes_rejected += 1
+        if write.via == "command":
+            # An exit status, not an HTTP one: a failed command is an error.
+            figure.writes_command += 1
+            figure.writes_killed += write.killed
+            figure.writes_errors += write.outcome == UNKNOWN
+            continue
         figure.count_status(write.status)
         if write.status is None:
             figure.writes_errors += 1

@@ -54,9 +54,11 @@ class Write:
     path: str
     sent: float
     ended: float
-    status: int | None
+    status: int | None  # the HTTP status; a command's exit status (-9: SIGKILL)
     outcome: str
     error: str = ""
+    via: str = "form"  # "form" (HTTP) or "command" (a management command's process)
+    killed: bool = False  # a command SIGKILLed right after its commit (writer-kill)
 
     @property
     def acked(self) -> float | None:
@@ -157,6 +159,10 @@ def write_line(write: Write) -> str:
     }
     if write.error:
         row["err"] = write.error
+    if write.via != "form":
+        row["via"] = write.via
+    if write.killed:
+        row["kill"] = 1
     return json.dumps(row, separators=(",", ":"))
 
 
@@ -189,6 +195,8 @@ def _write_of(row: dict) -> Write:
         status=row.get("st"),
         outcome=row["o"],
         error=row.get("err", ""),
+        via=row.get("via", "form"),
+        killed=bool(row.get("kill")),
     )
 
 

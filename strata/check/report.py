@@ -97,6 +97,8 @@ def _totals(figures: list[PhaseFigures]) -> dict:
         "writes_unknown": sum(f.writes_unknown for f in figures),
         "writes_rejected": sum(f.writes_rejected for f in figures),
         "writes_not_sent": sum(f.writes_not_sent for f in figures),
+        "writes_command": sum(f.writes_command for f in figures),
+        "writes_killed": sum(f.writes_killed for f in figures),
         "http_5xx": sum(f.reads_5xx + f.writes_5xx for f in figures),
         "connection_errors": sum(f.reads_errors + f.writes_errors for f in figures),
         "stale": {b: sum(f.stale[b] for f in figures) for b in BUCKETS},
@@ -143,6 +145,11 @@ def verdict_lines(result: CheckResult) -> list[str]:
         f"outcome: {totals['unknown_committed']} committed, {totals['unknown_not_committed']} "
         f"not; {totals['writes_rejected']} rejected, {totals['writes_not_sent']} not sent)"
     )
+    if totals["writes_command"]:
+        lines.append(
+            f"{totals['writes_command']:,} write(s) by a management command in a process of "
+            f"its own, {totals['writes_killed']} of them SIGKILLed right after their commit"
+        )
     figures = {f.name: f for f in verdict.phases}
     for phase in result.phases:
         figure = figures.get(phase.name)
@@ -155,8 +162,11 @@ def verdict_lines(result: CheckResult) -> list[str]:
                 f"{figure.writes_sent} writes got a 5xx"
             )
         if phase.taken_out is not None and phase.applied is not None:
+            victim = phase.details.get("server") or phase.details.get("program")
+            if phase.details.get("fenced"):  # purger-kill: the accelerators it no longer fed
+                victim = f"{', '.join(phase.details['fenced'])} (fenced: undelivered purges)"
             lines.append(
-                f"{phase.name}: the load balancer took {phase.details.get('server') or phase.details.get('program')} "
+                f"{phase.name}: the load balancer took {victim} "
                 f"out {phase.taken_out - phase.applied:.1f} s after the fault"
             )
         for note in phase.notes:

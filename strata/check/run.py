@@ -15,6 +15,7 @@ import contextlib
 import multiprocessing
 import random
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from pathlib import Path
 
 from ..edge.purge import MAX_BACKOFF
 from ..httpclient import Session
+from ..stack.runstate import NoStack
+from .commands import WITHOUT_BUS, Writer
 from .discover import DiscoveryError, find_objects
-from .faults import Fault, FaultContext, fault_named
+from .faults import Fault, FaultContext, fault_named, purgers
 from .freshness import Verdict, check
 from .history import History, Phase, load_lines, now, read_line
 from .markers import new_run_id
@@ -120,11 +123,12 @@ class _Clients:
         self.go = context.Event()
         self.stop = context.Event()
         self.start_time = context.Value("d", 0.0)
+        self.kill_writers = context.Event()  # writer-kill: command writes SIGKILL themselves
         self.specs = specs
         self.processes = [
             context.Process(
                 target=run_client,
-                args=(spec, self.ready, self.go, self.stop, self.start_time),
+                args=(spec, self.ready, self.go, self.stop, self.start_time, self.kill_writers),
                 name=f"strata-check-client-{spec.index}",
                 daemon=True,
             )
@@ -195,8 +199,46 @@ def _preflight(plan: CheckPlan, target: Target, say: Say) -> list[dict[str, str]
     return objects
 
 
+def _writer(plan: CheckPlan, target: Target, work_dir: Path, notes: list[str]) -> Writer | None:
+    """The command writer, when the scenario has command writes, tried once per command
+    (``manage.py help <command>``); CheckError when it cannot run them."""
+    commands = plan.scenario.commands
+    if not commands:
+        return None
+    try:
+        record = target.state.environment()
+    except NoStack as error:
+        raise CheckError(
+            f"{plan.scenario.source}: command writes need the stack's environment.json: {error}"
+        ) from None
+    bus = bool(purgers(target))
+    writer = Writer.for_stack(record, bus, work_dir / "commands.log", sys.executable)
+    if not bus:
+        notes.append(
+            "no purger in state.json (no invalidation bus): command writes got "
+            f"{' and '.join(WITHOUT_BUS)} too, as a writer needs them without the bus"
+        )
+    for name in dict.fromkeys(w.command[0] for w in commands):
+        try:
+            run = writer.run(["help", name], name, timeout=60)
+        except OSError as error:
+            raise CheckError(f"cannot run {writer.python} -m django: {error}") from None
+        if run.returncode != 0:
+            raise CheckError(
+                f"{plan.scenario.source}: the command write's `manage.py {name}` does not run "
+                f"in {writer.directory} with only the database and cache settings "
+                f"({run.problem()})"
+            )
+    return writer
+
+
 def _specs(
-    plan: CheckPlan, target: Target, run_id: str, objects, work_dir: Path
+    plan: CheckPlan,
+    target: Target,
+    run_id: str,
+    objects,
+    work_dir: Path,
+    writer: Writer | None = None,
 ) -> list[ClientSpec]:
     keys = plan.scenario.keys(len(objects))
     faults = len(plan.faults)
@@ -219,6 +261,7 @@ def _specs(
             out=work_dir / f"client-{i}.jsonl",
             max_seconds=bound,
             keys=[k for j, k in enumerate(keys) if j % plan.clients == i],
+            writer=writer,
         )
         for i in range(plan.clients)
     ]
@@ -265,7 +308,7 @@ class _Schedule:
 
     def run_fault(self, name: str) -> None:
         fault = fault_named(name)
-        reason = fault.unavailable(self.target)
+        reason = fault.unavailable(self.target) or fault.unsupported(self.plan.scenario)
         if reason:
             self.skipped.append((name, reason))
             self.say(f"{name}: skipped ({reason})")
@@ -363,7 +406,8 @@ def run_check(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     status("logging in and finding the objects to write")
     objects = _preflight(plan, target, say)
-    notes = []
+    notes: list[str] = []
+    writer = _writer(plan, target, work_dir, notes)
     held = (
         sorted(p.name for p in (target.run_dir / "hold").glob("*"))
         if (target.run_dir / "hold").is_dir()
@@ -371,9 +415,17 @@ def run_check(
     )
     if held:
         notes.append(f"hold files already present before the run: {', '.join(held)}")
-    fctx = FaultContext(target, random.Random(f"{plan.seed}:faults"), work_dir, run_id, say)
+    clients = _Clients(_specs(plan, target, run_id, objects, work_dir, writer))
+    fctx = FaultContext(
+        target,
+        random.Random(f"{plan.seed}:faults"),
+        work_dir,
+        run_id,
+        say,
+        kill_writers=clients.kill_writers,
+        scenario=plan.scenario,
+    )
     schedule = _Schedule(plan, target, fctx, say, status)
-    clients = _Clients(_specs(plan, target, run_id, objects, work_dir))
     interrupted = False
     try:
         status(f"starting {plan.clients} clients")

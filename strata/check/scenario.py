@@ -1,5 +1,6 @@
 """What ``strata check`` does on a site: who logs in, which pages it reads, which forms it
-posts, and where each write must show. A site describes itself in a small TOML file (the
+posts, which management commands it runs as a separate writer, and where each write must
+show. A site describes itself in a small TOML file (the
 format is in ``docs/check.md``); the demo's ships beside this module,
 ``scenarios/newsroom.toml``, and is read the same way.
 
@@ -28,6 +29,7 @@ __all__ = [
     "FindStep",
     "ReadPath",
     "WriteForm",
+    "WriteCommand",
     "load_scenario",
     "parse_scenario",
     "demo_scenario",
@@ -44,6 +46,7 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{|\}")
 _WRITE_NAME = re.compile(r"^[a-z]{1,20}$")
 _ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,40}$")
 _SELECTOR = re.compile(r"^(form|#[A-Za-z0-9_:.-]+|\.[A-Za-z0-9_-]+)$")
+_COMMAND = re.compile(r"^[a-z][a-z0-9_]*$")
 
 DEMO_SOURCE = "the built-in newsroom scenario"
 """How the demo's scenario names itself (in messages and in the report's JSON)."""
@@ -108,6 +111,27 @@ class WriteForm:
     shows_on: tuple[str, ...] = ()
     verify: str = ""
     success: tuple[int, ...] = (302, 303)
+    weight: float = 1.0  # how often its keys are drawn, beside the other writes' keys
+
+    via = "form"
+
+
+@dataclass(frozen=True)
+class WriteCommand:
+    """A write made by a separate process, as a cron job or an import script makes it:
+    ``python -m django <command...>`` (one argument has ``{marker}``) with only the
+    database and cache settings. ``kill_after_commit``: the arguments that make the
+    command SIGKILL itself right after its commit (the ``writer-kill`` fault)."""
+
+    name: str
+    command: tuple[str, ...]
+    kill_after_commit: tuple[str, ...] = ()
+    keeps: str = "last"
+    shows_on: tuple[str, ...] = ()
+    verify: str = ""
+    weight: float = 1.0
+
+    via = "command"
 
 
 @dataclass(frozen=True)
@@ -127,7 +151,7 @@ class Scenario:
     objects: tuple[dict[str, str], ...]
     variables: tuple[str, ...]
     reads: tuple[ReadPath, ...]
-    writes: tuple[WriteForm, ...]
+    writes: tuple[WriteForm | WriteCommand, ...]
     ignore: tuple[re.Pattern[str], ...] = ()
 
     def visible(self, page: str) -> str:
@@ -136,9 +160,14 @@ class Scenario:
             page = pattern.sub("", page)
         return page
 
-    def write_named(self, name: str) -> WriteForm:
-        """The write form called ``name``."""
+    def write_named(self, name: str) -> WriteForm | WriteCommand:
+        """The write called ``name``."""
         return next(w for w in self.writes if w.name == name)
+
+    @property
+    def commands(self) -> tuple[WriteCommand, ...]:
+        """The writes made through a management command."""
+        return tuple(w for w in self.writes if isinstance(w, WriteCommand))
 
     def keys(self, objects: int) -> list[str]:
         """Every key a run with ``objects`` objects writes: write by write, object by object."""
@@ -147,7 +176,7 @@ class Scenario:
     def roles(self) -> list[str]:
         """The roles the clients log in as (the reader role first)."""
         needed = [self.logged_in_as] if self.logged_in_share > 0 else []
-        needed += [w.user for w in self.writes]
+        needed += [w.user for w in self.writes if isinstance(w, WriteForm)]
         return list(dict.fromkeys(needed))
 
 
@@ -190,6 +219,8 @@ _USER_KEYS = ("username", "password")
 _OBJECTS_KEYS = ("count", "find", "list")
 _FIND_KEYS = ("path", "pattern", "user")
 _READ_KEYS = ("path", "weight")
+_FORM_KEYS = ("user", "page", "form", "fields", "extra", "success")
+_COMMAND_KEYS = ("command", "kill_after_commit")
 _WRITE_KEYS = (
     "name",
     "user",
@@ -201,6 +232,9 @@ _WRITE_KEYS = (
     "shows_on",
     "verify",
     "success",
+    "via",
+    *_COMMAND_KEYS,
+    "weight",
 )
 
 
@@ -454,23 +488,25 @@ class _Reader:
 
     def writes(
         self, tables: list[Table], variables: list[str], users: dict
-    ) -> tuple[WriteForm, ...]:
-        writes = []
+    ) -> tuple[WriteForm | WriteCommand, ...]:
+        writes: list[WriteForm | WriteCommand] = []
         names = set()
         for t in tables:
             name = t.pattern("name", _WRITE_NAME, "1-20 lower-case letters")
             if name in names:
                 self.fail((*t.path, "name"), f"{name!r} is used twice")
             names.add(name)
-            user = self.role(t, "user", users)
-            page = self.path(t, "page")
-            self.check_variables(page, (*t.path, "page"), variables)
-            fields = self.text_table(t, "fields", variables + list(WRITE_VARIABLES), REQUIRED)
-            if not fields:
-                self.fail((*t.path, "fields"), "must name at least one field")
-            if not any("marker" in placeholders(v) for v in fields.values()):
-                self.fail((*t.path, "fields"), "no field contains the {marker} placeholder")
-            extra = self.text_table(t, "extra", variables, {})
+            via = t.choice(
+                "via",
+                ("form", "command"),
+                "form",
+                expected='"form" (the site\'s own form, over HTTP) or "command" (a management '
+                "command in a process of its own, with only the database and cache settings)",
+            )
+            others = _COMMAND_KEYS if via == "form" else _FORM_KEYS
+            for key in others:
+                if key in t.data:
+                    self.fail((*t.path, key), f'only for a write with via = "{_other(via)}"')
             keeps = t.choice(
                 "keeps",
                 ("all", "last"),
@@ -498,6 +534,36 @@ class _Reader:
                 )
             verify = self.path(t, "verify", shows_on[0] if shows_on else REQUIRED)
             self.check_variables(verify, (*t.path, "verify"), variables)
+            weight = t.get(
+                "weight",
+                (int, float),
+                1.0,
+                expected="a number above 0, up to 1000",
+                check=lambda v: 0 < v <= 1000,
+            )
+            if via == "command":
+                command, kill = self.command(t, variables)
+                writes.append(
+                    WriteCommand(
+                        name=name,
+                        command=command,
+                        kill_after_commit=kill,
+                        keeps=keeps,
+                        shows_on=tuple(shows_on),
+                        verify=verify,
+                        weight=float(weight),
+                    )
+                )
+                continue
+            user = self.role(t, "user", users)
+            page = self.path(t, "page")
+            self.check_variables(page, (*t.path, "page"), variables)
+            fields = self.text_table(t, "fields", variables + list(WRITE_VARIABLES), REQUIRED)
+            if not fields:
+                self.fail((*t.path, "fields"), "must name at least one field")
+            if not any("marker" in placeholders(v) for v in fields.values()):
+                self.fail((*t.path, "fields"), "no field contains the {marker} placeholder")
+            extra = self.text_table(t, "extra", variables, {})
             writes.append(
                 WriteForm(
                     name=name,
@@ -510,9 +576,43 @@ class _Reader:
                     shows_on=tuple(shows_on),
                     verify=verify,
                     success=self.statuses(t, "success", (302, 303)),
+                    weight=float(weight),
                 )
             )
         return tuple(writes)
+
+    def command(self, t: Table, variables: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``command = ["name", "arg", ...]``: a management command and its arguments, one
+        with ``{marker}``; ``kill_after_commit``: plain arguments added for writer-kill."""
+        path = (*t.path, "command")
+        argv = t.strings(
+            "command",
+            expected='a management command and its arguments, e.g. ["edit_article", "{pk}", '
+            '"--title", "{marker}"]',
+            each=bool,
+        )
+        if not _COMMAND.match(argv[0]):
+            self.fail((*path, 0), f"{argv[0]!r} is not a management command's name")
+        marked = False
+        for i, argument in enumerate(argv):
+            self.check_variables(argument, (*path, i), variables + list(WRITE_VARIABLES))
+            marked = marked or "marker" in placeholders(argument)
+        if not marked:
+            self.fail(path, "no argument contains the {marker} placeholder")
+        kill = t.strings(
+            "kill_after_commit",
+            [],
+            expected="the arguments that make the command SIGKILL itself right after its "
+            'commit, e.g. ["--kill-after-commit"]',
+            each=bool,
+        )
+        for i, argument in enumerate(kill):
+            self.check_variables(argument, (*t.path, "kill_after_commit", i), [])
+        return tuple(argv), tuple(kill)
+
+
+def _other(via: str) -> str:
+    return "command" if via == "form" else "form"
 
 
 def _is_path(value: str) -> bool:

@@ -8,10 +8,13 @@ one JSON line per request to its own file (:mod:`strata.check.history`).
 
 A client owns the keys ``keys[i]`` with ``i % clients == index``: each key has exactly
 one writer, which writes it one write at a time, so the key's sequence numbers commit
-in order. A write GETs its form page as the form's user (recorded as a read: the page
-must show what that user last wrote), fills the fields, one of them with the marker,
-and POSTs it. It is acknowledged when the site answers with the form's success status
-(a redirect), and the time that answer arrived is its commit time.
+in order; it draws them by their write's ``weight``. A form write GETs its form page as
+the form's user (recorded as a read: the page must show what that user last wrote),
+fills the fields, one of them with the marker, and POSTs it. It is acknowledged when the
+site answers with the form's success status (a redirect), and the time that answer
+arrived is its commit time. A command write runs the scenario's management command in a
+process of its own with only the database and cache settings (:mod:`.commands`); while
+``writer-kill`` holds, with the arguments that make it SIGKILL itself after its commit.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..httpclient import Answer, Session, fill_holes, find_form
+from .commands import Writer
+from .faults import WriterKill
 from .history import ACKED, NOT_SENT, REJECTED, UNKNOWN, Read, Write, now, read_line, write_line
 from .markers import key_of, marker, markers_in
-from .scenario import Login, Scenario, User, render
+from .scenario import Login, Scenario, User, WriteCommand, render
 
 __all__ = ["ClientSpec", "run_client", "login", "must_keys", "read_page", "CLIENT_TIMEOUT"]
 
@@ -55,6 +60,7 @@ class ClientSpec:
     out: Path
     max_seconds: float  # a bound on the traffic, whatever the coordinator says
     keys: list[str] = field(default_factory=list)  # the keys this client writes
+    writer: Writer | None = None  # runs the command writes (None: the scenario has none)
 
 
 def login(session: Session, how: Login, user: User) -> str | None:
@@ -132,9 +138,15 @@ def read_page(
     return read, answer
 
 
+def _write_of_key(key: str) -> tuple[str, int]:
+    name = key.rstrip("0123456789")
+    return name, int(key[len(name) :])
+
+
 class _Client:
-    def __init__(self, spec: ClientSpec, out):
+    def __init__(self, spec: ClientSpec, out, kill_writers=None):
         self.spec = spec
+        self.kill_writers = kill_writers
         self.scenario = spec.scenario
         self.out = out
         self.rng = random.Random(f"{spec.seed}:{spec.index}")
@@ -144,6 +156,21 @@ class _Client:
         self.counts = {"reads": 0, "writes": 0, "errors": 0}
         reads = self.scenario.reads
         self.read_weights = [r.weight for r in reads]
+        writes = [self.scenario.write_named(_write_of_key(k)[0]) for k in spec.keys]
+        self.key_weights = [w.weight for w in writes]
+        # While writer-kill holds, command writes are drawn more often (and killed).
+        self.killing_weights = [
+            w.weight * (WriterKill.boost if isinstance(w, WriteCommand) else 1.0) for w in writes
+        ]
+
+    def killing(self) -> bool:
+        return self.kill_writers is not None and self.kill_writers.is_set()
+
+    def draw_key(self) -> str:
+        weights = self.killing_weights if self.killing() else self.key_weights
+        if len(set(weights)) == 1:
+            return self.rng.choice(self.spec.keys)
+        return self.rng.choices(self.spec.keys, weights=weights)[0]
 
     def emit(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -173,7 +200,7 @@ class _Client:
         draw = self.rng.random()
         write_share = scenario.write_share if self.spec.keys else 0.0
         if draw < write_share:
-            self.write(self.rng.choice(self.spec.keys))
+            self.write(self.draw_key())
             return
         logged_in = self.rng.random() < scenario.logged_in_share
         template = self.rng.choices(scenario.reads, weights=self.read_weights)[0].path
@@ -192,12 +219,14 @@ class _Client:
         self.emit(read_line(read))
 
     def write(self, key: str) -> None:
-        name = key.rstrip("0123456789")
-        n = int(key[len(name) :])
+        name, n = _write_of_key(key)
         form_spec = self.scenario.write_named(name)
         variables = self.spec.objects[n - 1]
         self.seq[key] += 1
         seq = self.seq[key]
+        if isinstance(form_spec, WriteCommand):
+            self.command_write(form_spec, key, n, seq)
+            return
         session = self.sessions[form_spec.user]
         page_path = render(form_spec.page, variables)
         read, page = read_page(
@@ -268,6 +297,56 @@ class _Client:
         else:
             record(REJECTED, answer.status, _rejection(answer), sent, ended, form.action)
 
+    def _not_sent(self, key: str, seq: int, shown: str, reason: str) -> None:
+        """Record a command write that never started (its process could not run)."""
+        t = now()
+        write = Write(self.spec.index, key, seq, shown, t, t, None, NOT_SENT, reason, via="command")
+        self.emit(write_line(write))
+
+    def command_write(self, spec: WriteCommand, key: str, n: int, seq: int) -> None:
+        self.counts["writes"] += 1
+        mark = marker(self.spec.run_id, key, seq)
+        values = {**self.spec.objects[n - 1], "marker": mark, "n": n, "key": key, "seq": seq}
+        argv = [render(argument, values) for argument in spec.command]
+        killing = self.killing() and bool(spec.kill_after_commit)
+        if killing:
+            argv += list(spec.kill_after_commit)
+        shown = f"manage.py {' '.join(argv[:1] + argv[1:2])}"  # the command and its object
+        writer = self.spec.writer
+        if writer is None:
+            self._not_sent(key, seq, shown, "no command writer (no environment.json)")
+            return
+        try:
+            run = writer.run(argv, mark, CLIENT_TIMEOUT)
+        except OSError as error:
+            self._not_sent(key, seq, shown, _error(error))
+            return
+        acknowledged = run.acknowledged
+        if acknowledged is not None:
+            outcome, problem, ended = ACKED, "", acknowledged
+        else:
+            outcome, problem, ended = UNKNOWN, run.problem(), run.ended
+            self.counts["errors"] += 1
+        self.emit(
+            write_line(
+                Write(
+                    self.spec.index,
+                    key,
+                    seq,
+                    shown,
+                    run.sent,
+                    ended,
+                    run.returncode,
+                    outcome,
+                    problem,
+                    via="command",
+                    killed=run.killed,
+                )
+            )
+        )
+        if killing and not run.killed:
+            self.note(f"{shown} was to SIGKILL itself after its commit, and did not")
+
 
 def _rejection(answer: Answer) -> str:
     errors = re.findall(r'class="errorlist[^"]*"[^>]*>(.*?)</ul>', answer.text, re.S)
@@ -276,13 +355,14 @@ def _rejection(answer: Answer) -> str:
     return f"answered {answer.status}" + (f": {text[:160]}" if text else "")
 
 
-def run_client(spec: ClientSpec, ready, go, stop, start_time) -> None:
-    """The body of one client process: log in, report ready, run until told to stop."""
+def run_client(spec: ClientSpec, ready, go, stop, start_time, kill_writers=None) -> None:
+    """The body of one client process: log in, report ready, run until told to stop
+    (``kill_writers``: set while command writes must SIGKILL themselves, writer-kill)."""
     # Ctrl-C is the coordinator's to handle: it heals its faults and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(1)  # the stack's own processes come first when the cores are busy
     with open(spec.out, "a", buffering=1 << 16, encoding="utf-8") as out:
-        client = _Client(spec, out)
+        client = _Client(spec, out, kill_writers)
         problem = client.log_in()
         ready.put((spec.index, problem))
         if problem:

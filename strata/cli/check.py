@@ -131,10 +131,12 @@ def check(
     """Check that nothing stale is served and nothing written is lost, under fire.
 
     Clients send mixed traffic through the load balancer (anonymous and logged-in reads,
-    writes through the site's own forms) while a schedule of faults runs, one per phase
-    after a baseline: an app server killed or hung, the cache server restarted empty, the
-    version store flushed, the database and the accelerator stopped, purges refused.
-    Every read is checked against the writes acknowledged before it started.
+    writes through the site's own forms and through a management command that knows only
+    the database and the cache) while a schedule of faults runs, one per phase after a
+    baseline: an app server killed or hung, the cache server restarted empty, the version
+    store flushed, the database and the accelerator stopped, purges refused, the
+    invalidation bus's purger killed, writers killed right after their commit. Every read
+    is checked against the writes acknowledged before it started.
 
     Exit status: 0 when nothing was stale beyond the purge window, phantom or lost;
     1 when something was; 2 for a mistake in the arguments or no running stack.

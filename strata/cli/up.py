@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
 from ..stack.appserver import DjangoProject
@@ -16,6 +18,7 @@ from ..stack.config import BALANCES, MAX_ACCELERATORS, MAX_HOSTS, StackConfig, d
 from ..stack.errors import StackError
 from ..stack.hosts import remove_network
 from ..stack.process import pid_alive
+from ..stack.purger import bus_status
 from ..stack.runstate import (
     NoStack,
     RunState,
@@ -350,4 +353,48 @@ def status(run_dir):
             alive,
         )
     console.print(table)
+    if state.named("purger"):
+        # Only a stack with a purger has a bus (Redis); reading it starts Django once.
+        console.print(bus_table(bus_status(state.environment())))
     console.print(f"Open {state.url}")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def bus_table(figures: dict | None) -> RenderableType:
+    """The "bus" section of ``strata status``: the log, the lease, and per accelerator
+    what the purger delivered (from ``strata.bus.bus_log().status()``)."""
+    if figures is None:
+        return "bus: off (the project's cache holds no log; the app processes purge)"
+    if "error" in figures:
+        return f"[red]bus: {escape(str(figures['error']))}[/]"
+    lease = figures.get("lease")
+    holder = (
+        f"{escape(str(lease['holder']))} (lease {lease['ttl']:.1f} s)" if lease else "[red]none[/]"
+    )
+    standing_by = [p for p in figures.get("purgers") or [] if not lease or p != lease["holder"]]
+    stats = figures.get("stats") or {}
+    lines = [
+        f"Invalidation bus: {figures.get('length', 0)} entries, head "
+        f"{_seconds(figures.get('head_age'))} old",
+        f"  delivering: {holder}"
+        + (f"; standing by: {escape(', '.join(standing_by))}" if standing_by else ""),
+        f"  {stats.get('failures', 0)} failures, {stats.get('retries', 0)} retries, "
+        f"{stats.get('full_purges', 0)} full purges",
+    ]
+    if stats.get("last_failure"):
+        lines.append(f"  last failure: {escape(str(stats['last_failure']))}")
+    table = Table()
+    for column in ("accelerator", "delivered", "behind", "lag"):
+        table.add_column(column)
+    for node, seen in sorted((figures.get("nodes") or {}).items()):
+        behind = int(seen.get("behind") or 0)
+        table.add_row(
+            escape(node),
+            seen.get("delivered") or "-",
+            f"[red]{behind}[/]" if behind else "0",
+            _seconds(seen.get("lag")),
+        )
+    return Group(*lines, table)

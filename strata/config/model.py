@@ -216,6 +216,12 @@ class Inventory:
         return self.caches[0].kind
 
     @property
+    def bus(self) -> bool:
+        """The invalidation bus runs: a Redis cache holds its log, and each app host runs
+        ``strata-purger`` (with Memcached every writer purges the accelerators itself)."""
+        return self.cache_kind == "redis"
+
+    @property
     def cache_primary(self) -> CacheServer:
         """The Redis primary, or the first Memcached node."""
         return next((c for c in self.caches if c.role == "primary"), self.caches[0])
@@ -229,6 +235,8 @@ class Inventory:
             roles.append("accelerator")
         if any(a.host == host for a in self.app_servers):
             roles.append("app server")
+            if self.bus:
+                roles.append("purger")
         for cache in self.caches:
             if cache.host == host:
                 roles.append(f"{cache.kind} {cache.role}" if cache.kind == "redis" else cache.kind)

@@ -37,6 +37,7 @@ __all__ = [
     "PURGE_SECRET_FILE",
     "REDIS_AUTH_FILE",
     "SENTINEL_AUTH_FILE",
+    "PURGER_UNIT",
 ]
 
 CONFIG_DIR = "/etc/strata"
@@ -50,6 +51,7 @@ REDIS_DIR = "/var/lib/redis"
 # Where Strata serves personal holes (strata.urls); Varnish passes them to Django.
 HOLE_PREFIX = "/-/hole/"
 PURGE_LISTENER = "purge"
+PURGER_UNIT = "/etc/systemd/system/strata-purger.service"
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,27 @@ def _app_server_files(inventory: Inventory, app: AppServer) -> list[OutputFile]:
             f"systemd unit of {app.name} (DJANGO_SETTINGS_MODULE=strata_settings, secrets.env)",
         ),
     ]
+
+
+def _purger_unit(inventory: Inventory, host: Host) -> OutputFile:
+    """``strata-purger.service``: the invalidation bus's purger on an app host, with the
+    app servers' settings and secrets (one delivers, the others stand by)."""
+    site = inventory.site
+    text = render_template(
+        "purger.service.j2",
+        host=host.name,
+        site=site.name,
+        user=site.user,
+        project_dir=site.project_dir,
+        virtualenv=site.virtualenv,
+        config_dir=CONFIG_DIR,
+    )
+    return OutputFile(
+        PURGER_UNIT,
+        text,
+        "systemd unit of the purger: `python -m django strata_purger`, the app servers' "
+        "settings and secrets; delivers the invalidation bus (or stands by)",
+    )
 
 
 def render_settings(inventory: Inventory) -> str:
@@ -531,6 +554,8 @@ def render_inventory(inventory: Inventory) -> Rendering:
         apps = [app for app in inventory.app_servers if app.host == host]
         for app in apps:
             entry.files.extend(_app_server_files(inventory, app))
+        if apps and inventory.bus:
+            entry.files.append(_purger_unit(inventory, host))
         if apps:
             entry.files.append(
                 OutputFile(
@@ -561,7 +586,10 @@ def render_inventory(inventory: Inventory) -> Rendering:
                     mode=0o755,
                 )
             )
-            names = " ".join(f"strata-{app.name}" for app in apps)
+            names = " ".join(
+                [f"strata-{app.name}" for app in apps]
+                + (["strata-purger"] if inventory.bus else [])
+            )
             entry.steps.append(f"`systemctl daemon-reload && systemctl enable --now {names}`")
         for cache in inventory.caches:
             if cache.host == host:

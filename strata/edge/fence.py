@@ -1,5 +1,11 @@
 """Fence an accelerator node that missed purges until it is fresh again.
 
+With the invalidation bus (a Redis version store, ``STRATA['BUS']`` on), a node is behind
+when the log holds a change older than ``BUS['FENCE_AFTER']`` that the purger has not
+delivered to it (:meth:`strata.bus.InvalidationLog.missed`): that survives the death of
+any process, and needs none of the records below. They are for the other stores, where
+each app process purges by itself:
+
 A node that is down or cut off while a write commits misses that write's purges. The
 purger of every app process that failed to reach it retries (:mod:`strata.edge.purge`),
 but the load balancer would put the node back into rotation as soon as it answers its
@@ -45,6 +51,7 @@ from urllib.parse import urlsplit
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 
+from ..bus import bus_log
 from ..conf import strata_settings
 
 __all__ = [
@@ -280,6 +287,26 @@ class Fence:
         log.warning("strata: " + message + " (cache %r: %s)", node, self.cache_alias, exc)
 
 
+def _behind_log(log_, nodes: list[str], born: float | None, conf) -> str:
+    """Why the first of ``nodes`` that is behind the invalidation log is not ready ("":
+    none is). A node whose cache was born after what it missed holds nothing older."""
+    for node in nodes:
+        try:
+            now_ms, missed = log_.missed(node, conf.bus.fence_after)
+        except Exception as exc:
+            log.warning("strata: cannot read the invalidation log (%s)", exc)
+            raise FenceUnknown(str(exc)) from None
+        if missed is None or missed < now_ms - horizon(conf.edge_ttl) * 1000:
+            continue
+        if born is not None and born * 1000 > missed + CLOCK_MARGIN * 1000:
+            continue
+        return (
+            f"not ready: {node} missed changes of {(now_ms - missed) / 1000:.1f} s ago "
+            "that the purger has not delivered\n"
+        )
+    return ""
+
+
 _fences: dict[str, Fence] = {}
 
 
@@ -306,14 +333,19 @@ def readiness_response(request: HttpRequest) -> HttpResponse:
         born = float(request.headers.get(EPOCH_HEADER, ""))
     except ValueError:
         born = None
+    log_ = bus_log(conf.cache_alias)
     try:
-        owed = fence(conf.cache_alias).owed(nodes, born)
+        if log_ is not None:
+            behind = _behind_log(log_, nodes, born, conf)
+            owed = 1 if behind else 0
+        else:
+            behind, owed = "", fence(conf.cache_alias).owed(nodes, born)
     except FenceUnknown:
         status, word, text = 200, "unknown", "ready: the cache does not answer\n"
     else:
         if owed:
             status, word = 503, "owed"
-            text = f"not ready: {owed} app process(es) owe this node purges\n"
+            text = behind or f"not ready: {owed} app process(es) owe this node purges\n"
         elif nodes:
             status, word, text = 200, "clear", "ready\n"
         else:

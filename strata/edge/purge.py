@@ -518,6 +518,22 @@ class Purger:
         elif generation is not None and self.fence is not None:  # shares imply a fence
             self.fence.paid(self._node_ids[index], generation)
 
+    def deliver(self, index: int, tags: Iterable[str]) -> tuple[bool, str]:
+        """Hard-purge ``tags`` on node ``index`` now, in the calling thread (no retry, no
+        second purge: :mod:`strata.bus.purger` schedules its own). ``(ok, what happened)``."""
+        result, reason = self._purge_safely(index, _keys(tags), frozenset())
+        return result is _Result.OK, reason
+
+    def purge_everything(self, index: int) -> tuple[bool, str]:
+        """Empty node ``index``'s cache (a ban of every object), in the calling thread:
+        for a node that missed changes nobody can name any more."""
+        try:
+            result, reason, _ = self._request(index, "X-Strata-Purge-All", "1")
+        except Exception as exc:  # a bug must not stop the purger
+            log.exception("strata: full purge on %s failed", self.nodes[index].url)
+            return False, repr(exc)
+        return result is _Result.OK, reason
+
     def _purge_node(
         self, index: int, hard: frozenset[str], soft: frozenset[str]
     ) -> tuple[_Result, str]:

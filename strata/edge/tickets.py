@@ -1,10 +1,12 @@
 """A request that wrote answers once its first purges are out.
 
-Every committed invalidation purges its tags on the accelerators in the background
-(:mod:`strata.edge.purge` delivers them). The purge's ticket is collected by the request
-whose write started it, and ``StrataMiddleware`` holds that request's response until the
-tickets resolve, at most ``PURGE_WAIT`` seconds: the writer's next page view, or anyone's,
-is not an old copy (``docs/pages.md``, Varnish purges).
+Every committed invalidation reaches the accelerators in the background: through the
+invalidation log, which ``strata_purger`` delivers (:mod:`strata.bus`), or, where the
+version store keeps no log (Memcached, a local cache) or could not write it, through this
+process's own purger (:mod:`strata.edge.purge`). Either way a ticket is collected by the
+request whose write started it, and ``StrataMiddleware`` holds that request's response
+until the tickets resolve, at most ``PURGE_WAIT`` seconds: the writer's next page view,
+or anyone's, is not an old copy (``docs/pages.md``, Varnish purges).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 
+from ..bus import bus_log
+from ..bus.waiting import LogTicket
 from ..signals import post_invalidation
 from .purge import PurgeTicket, purger
 
@@ -29,7 +33,7 @@ log = logging.getLogger("strata.edge")
 
 # Per request: the tickets of the purges its writes started. A ContextVar behaves as a
 # thread-local under WSGI and follows the request under ASGI.
-_request_tickets: ContextVar[list[PurgeTicket] | None] = ContextVar(
+_request_tickets: ContextVar[list[PurgeTicket | LogTicket] | None] = ContextVar(
     "strata_purge_tickets", default=None
 )
 
@@ -57,7 +61,7 @@ def begin_request() -> None:
     _request_tickets.set([])
 
 
-def collect_tickets() -> list[PurgeTicket]:
+def collect_tickets() -> list[PurgeTicket | LogTicket]:
     """The tickets collected since :func:`begin_request` (empty outside a request);
     tickets that already succeeded may have been dropped."""
     return list(_request_tickets.get() or ())
@@ -78,8 +82,17 @@ def wait_for_tickets(timeout: float) -> bool:
     return ok
 
 
-def _purge_invalidated(sender, tags: frozenset[str], **kwargs) -> None:
-    purge_tags(tags)
+def _purge_invalidated(sender, tags: frozenset[str], position=None, **kwargs) -> None:
+    log_ = bus_log() if position is not None else None
+    if log_ is None:
+        # No log, or the change could not be written to it: purge from here.
+        purge_tags(tags)
+        return
+    tickets = _request_tickets.get()
+    if tickets is not None:
+        # Positions only grow: the newest change's ticket covers the earlier ones.
+        tickets[:] = [t for t in tickets if not isinstance(t, LogTicket) and not t.succeeded]
+        tickets.append(LogTicket(log_, position))
 
 
 def purge_after_invalidations() -> None:

@@ -2,8 +2,9 @@
 
 :func:`inspect_project` runs this module in the project's own Python, with the
 environment the app servers will get, and reads back a few facts: where static files
-go, whether Strata is installed where the stack needs it, and whether the host names the
-stack answers to are allowed. A project that would only ever answer 400 or 500 is
+go, whether Strata is installed where the stack needs it, whether the host names the
+stack answers to are allowed, and whether its cache keeps the invalidation bus's log (then
+a purger must run). A project that would only ever answer 400 or 500 is
 refused before any program starts, with the reason and the fix.
 """
 
@@ -15,6 +16,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..bus import bus_log
 from ..conf import strata_settings
 from .errors import StackError
 
@@ -34,6 +36,7 @@ class ProjectFacts:
     serves_static: bool = False  # the project's own WhiteNoise middleware
     whitenoise: bool = False  # importable, so strata.stack.wsgi can serve STATIC_ROOT
     health_path: str = "/-/health"
+    bus: bool = False  # its cache keeps an invalidation log: strata_purger delivers it
     problems: list[str] = field(default_factory=list)  # each makes the stack useless
     warnings: list[str] = field(default_factory=list)  # system checks strata.W040 and such
 
@@ -125,6 +128,7 @@ def _facts(hosts: list[str]) -> ProjectFacts:
         from django.core.checks import WARNING, run_checks
 
         facts.health_path = strata_settings().health_path
+        facts.bus = bus_log() is not None  # nothing connects yet: Redis may not run
         try:
             messages = run_checks()
         except Exception as exc:  # a broken URLconf: migrate and the start check say more

@@ -22,6 +22,7 @@ from .memcached import Memcached
 from .pgbouncer import PgBouncer, find_pgbouncer
 from .postgres import PostgreSQL, PostgreSQLReplica, find_postgres_bindir
 from .program import Program, find_program
+from .purger import Purger
 from .redis import Redis
 from .runstate import purge_secret
 from .tls import ensure_self_signed_pem
@@ -54,6 +55,7 @@ class StackPlan:
         self.pooler: PgBouncer | None = None
         self.cache: Redis | Memcached | None = None
         self.app_servers: list[Program] = []
+        self.purgers: list[Purger] = []
         self.accelerators: list[Varnish] = []
         self.load_balancer: HAProxy | None = None
         self.more_load_balancers: list[HAProxy] = []
@@ -286,6 +288,7 @@ class StackPlan:
                     f"edge{i + 1}",
                 )
             )
+        self._plan_purgers()
         tls_pem = None
         if cfg.tls:
             tls_pem = ensure_self_signed_pem(run / "tls", cfg.allowed_hosts)
@@ -316,6 +319,31 @@ class StackPlan:
             f"http://{v.host}:{v.port}" for v in self.accelerators
         )
 
+    def _plan_purgers(self) -> None:
+        """The invalidation bus's purger: one on a single host, one per app host on
+        several (one delivers, the others stand by), beside the app servers and with
+        their environment. Only with Redis: Memcached and the embedded file cache hold
+        no log, and the app processes purge the accelerators themselves."""
+        if not isinstance(self.cache, Redis) or not self.accelerators:
+            if self.accelerators:
+                cache = self.cache.implementation if self.cache else "the embedded file cache"
+                self.embedded.append(
+                    EmbeddedLayer(
+                        "purger",
+                        "none: each app process purges the accelerators itself",
+                        "-",
+                        f"the invalidation bus needs Redis ({cache} holds no log)",
+                    )
+                )
+            return
+        project = self.config.project
+        if self.network is None:
+            self.purgers.append(Purger("purger", self.run_dir, self.config.host, project))
+            return
+        for i, app in enumerate(self.app_servers):
+            name = "purger" if i == 0 else f"purger{i + 1}"
+            self.purgers.append(self._on(Purger(name, self.run_dir, app.host, project), app.name))
+
     @property
     def _load_balancers(self) -> int:
         return LOAD_BALANCERS if self.network is not None else 1
@@ -334,6 +362,7 @@ class StackPlan:
         order += self.caches
         order += self.app_servers
         order += self.accelerators
+        order += self.purgers  # delivers to the accelerators; before HAProxy checks them
         order += self.load_balancers
         return order
 

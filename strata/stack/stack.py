@@ -86,6 +86,14 @@ class Stack(StackPlan):
             for program in self.accelerators:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
+            # After the accelerators (it delivers to them), before HAProxy (which sends
+            # traffic only to nodes whose /-/varnish-ready follows the bus).
+            for program in self.purgers:
+                say(f"starting {program.name}")
+                program.start()
+                self.started.append(program)
+            for program in self.purgers:
+                program.wait_ready()
             for program in self.load_balancers:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
@@ -103,6 +111,14 @@ class Stack(StackPlan):
             self.config.project, self.config.allowed_hosts, self.run_dir / "logs" / "manage.log"
         )
         self.config.project.health_path = facts.health_path
+        if self.purgers and not facts.bus:
+            # STRATA['BUS'] is off, or the cache is not one the bus can use.
+            self.purgers = []
+            self.notes.append(
+                "no purger: the project's cache keeps no invalidation log (STRATA['BUS'] "
+                "is off or the cache is not Django's Redis cache); each app process "
+                "purges the accelerators itself"
+            )
         fronts: list[Varnish | HAProxy] = [*self.accelerators, *self.load_balancers]
         for front in fronts:
             front.health_path = facts.health_path
@@ -319,6 +335,7 @@ class Stack(StackPlan):
             self.load_balancers,
             self.accelerators,
             self.app_servers,
+            self.purgers,
             self.caches,
             [self.pooler, self.database, self.replica],
         ]

@@ -106,9 +106,9 @@ def bump_now(tags: Iterable[str], using: str) -> bool:
     """
     tags = frozenset(tags)
     store = version_store(strata_settings().cache_alias)
-    changed = store.bump(tags)
+    changed, position = store.bump_logged(tags)
     for receiver, outcome in post_invalidation.send_robust(
-        store, tags=tags, using=using, changed=changed
+        store, tags=tags, using=using, changed=changed, position=position
     ):
         if isinstance(outcome, Exception):  # Django logged its traceback (django.dispatch)
             log.error("strata: post_invalidation receiver %r failed: %r", receiver, outcome)

@@ -295,15 +295,16 @@ class PoolVersionStore(VersionStore):
                 taken[tag_of[key]] += 1
         return {tag for tag, count in taken.items() if count >= self.quorum}
 
-    def bump(self, tags: Iterable[str]) -> bool:
-        """Give every tag a new version on a majority of its nodes (after commit).
+    def bump_logged(self, tags: Iterable[str]) -> tuple[bool, str | None]:
+        """Give every tag a new version on a majority of its nodes (after commit); a pool
+        keeps no log, so the position is always None.
 
         A tag that did not reach a majority is a failed bump: kept, made again before
         this process next uses the cache, and logged as an error.
         """
         tokens = {tag: new_version() for tag in set(tags)}
         if not tokens:
-            return True
+            return True, None
         failed = set(tokens) - self._write(tokens, _set_many)
         if failed:
             self._pending |= failed
@@ -314,8 +315,8 @@ class PoolVersionStore(VersionStore):
                 "within their timeout meanwhile",
                 len(failed),
             )
-            return False
-        return True
+            return False, None
+        return True, None
 
     def _add(self, tokens: dict[str, str]) -> set[str]:
         """Create versions that are missing (never overwriting); the tags that reached Q."""

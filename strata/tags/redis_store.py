@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pickle
 
-from .versions import VALUE_ERRORS, VERSION_PREFIX, VersionStore
+from ..conf import strata_settings
+from .changelog import APPEND, IDENTITY_KEY, LOG_KEY, TRIMMED_KEY
+from .versions import VALUE_ERRORS, VERSION_PREFIX, VersionStore, new_version
 
 __all__ = ["RedisVersionStore", "redis_loads"]
 
@@ -33,6 +35,32 @@ class RedisVersionStore(VersionStore):
 
         self._client = redis.Redis(connection_pool=self._pool)
         self._version_keys: dict[str, str] = {}
+        self._append = self._client.register_script(APPEND)
+        self._log_keys = [self._make_key(k) for k in (LOG_KEY, IDENTITY_KEY, TRIMMED_KEY)]
+
+    @property
+    def keeps_log(self) -> bool:
+        return strata_settings().bus.enabled
+
+    def bump_logged(self, tags):
+        """Write the new versions and append the tags to the invalidation log, in one
+        script (``strata.tags.changelog``); without the bus, a plain :meth:`bump`."""
+        bus = strata_settings().bus
+        if not bus.enabled:
+            return super().bump_logged(tags)
+        tags = sorted(set(tags))
+        if not tags:
+            return True, None
+        dumps = self._serializer.dumps
+        keys = self._log_keys + [self._version_key(tag) for tag in tags]
+        args = [bus.max_entries, new_version(), " ".join(tags)]
+        args += [dumps(new_version()) for _ in tags]
+        try:
+            position = self._append(keys=keys, args=args, client=self._client)
+        except Exception as exc:
+            self._bump_failed(set(tags), exc)
+            return False, None
+        return True, position.decode() if isinstance(position, bytes) else str(position)
 
     def _version_key(self, tag: str) -> str:
         """The Redis key of ``tag``'s version (remembered: a page reads dozens per hit)."""

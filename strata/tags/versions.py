@@ -247,15 +247,26 @@ class VersionStore:
         current, _ = self.get_with(snapshot)
         return all(current.get(tag) == version for tag, version in snapshot.items())
 
+    @property
+    def keeps_log(self) -> bool:
+        """True when every bump is also appended to the invalidation log (Redis, with
+        ``STRATA['BUS']`` on): the accelerators are then purged by ``strata_purger``."""
+        return False
+
     def bump(self, tags: Iterable[str]) -> bool:
         """Give every tag a new version (after commit). Returns False when it failed.
 
         A failed bump is kept and made again before this process next uses the cache.
         """
+        return self.bump_logged(tags)[0]
+
+    def bump_logged(self, tags: Iterable[str]) -> tuple[bool, str | None]:
+        """:meth:`bump`, and where the change sits in the invalidation log: ``(changed,
+        entry id)``; the id is None when the store keeps no log or the bump failed."""
         tags = set(tags)
         values = {self.key(t): new_version() for t in tags}
         if not values:
-            return True
+            return True, None
         error: Exception | None
         try:
             failed = self.cache.set_many(values, timeout=None)
@@ -264,16 +275,20 @@ class VersionStore:
         else:
             error = None
         if failed:
-            self._pending |= {t for t in tags if self.key(t) in set(failed)}
-            self._down_until = time.monotonic() + self.retry_after
-            log.error(
-                "strata: could not change the versions of %d tag(s) (%s); retrying when "
-                "the cache answers, and artifacts expire within their timeout meanwhile",
-                len(failed),
-                error or "refused",
-            )
-            return False
-        return True
+            self._bump_failed({t for t in tags if self.key(t) in set(failed)}, error)
+            return False, None
+        return True, None
+
+    def _bump_failed(self, tags: set[str], error: Exception | None) -> None:
+        """Keep ``tags`` to bump again once the cache answers, and say so loudly."""
+        self._pending |= tags
+        self._down_until = time.monotonic() + self.retry_after
+        log.error(
+            "strata: could not change the versions of %d tag(s) (%s); retrying when "
+            "the cache answers, and artifacts expire within their timeout meanwhile",
+            len(tags),
+            error or "refused",
+        )
 
 
 _deferral = threading.local()

@@ -23,9 +23,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.utils.html import escape
 
+from ..bus import bus_log
 from . import aggregates
 
-__all__ = ["status", "may_see", "report"]
+__all__ = ["status", "may_see", "report", "bus_figures"]
 
 log = logging.getLogger("strata.timing")
 
@@ -50,8 +51,23 @@ def may_see(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_active and user.is_staff)
 
 
+def bus_figures() -> dict | None:
+    """The invalidation bus's figures; None when the cache holds no log (the bus is
+    off); ``{"error": ...}`` when its Redis does not answer (the rest of the page
+    still shows)."""
+    log_ = bus_log()
+    if log_ is None:
+        return None
+    try:
+        return log_.status()
+    except Exception as exc:  # CacheUnavailable, or redis-py's own connection errors
+        log.warning("strata: bus figures unavailable (%s)", exc)
+        return {"error": f"the cache does not answer: {exc}"}
+
+
 def report() -> dict:
-    """Every live process's figures, with one summarized row per view and kind."""
+    """Every live process's figures, with one summarized row per view and kind (and the
+    bus's, when it is on)."""
     aggregates.flush(force=True)  # this process's latest requests too
     merged = aggregates.read_all()
     rows = []
@@ -59,7 +75,7 @@ def report() -> dict:
         for kind, entry in kinds.items():
             rows.append({"view": view, "kind": kind, **aggregates.summarize(entry)})
     rows.sort(key=lambda row: row["mean_ms"] * row["count"], reverse=True)
-    return {
+    data = {
         "generated": time.time(),
         "processes": merged["processes"],
         "buckets_ms": merged["buckets_ms"],
@@ -67,6 +83,10 @@ def report() -> dict:
         "purges": merged["purges"],
         "raw": merged["views"],
     }
+    bus = bus_figures()
+    if bus is not None:
+        data["bus"] = bus
+    return data
 
 
 def _refused() -> HttpResponse:
@@ -135,7 +155,43 @@ def _html(data: dict) -> str:
         "{text-align:left}</style>"
         f"<h1>Where the time goes</h1><p>{processes} live process(es); shares above "
         "30% in bold (no component should take more than about 30% of a request).</p>"
-        f"{purge_line}<table>{head}{''.join(rows)}</table>"
+        f"{purge_line}{_bus_html(data.get('bus'))}<table>{head}{''.join(rows)}</table>"
+    )
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f} s"
+
+
+def _bus_html(bus: dict | None) -> str:
+    if bus is None:
+        return ""
+    if "error" in bus:
+        return f"<p>Invalidation bus: {escape(bus['error'])}.</p>"
+    lease = bus.get("lease")
+    holder = (
+        f"{escape(lease['holder'])} holds the lease ({lease['ttl']:.1f} s)"
+        if lease
+        else "<strong>no purger holds the lease</strong>"
+    )
+    age = bus.get("head_age")
+    stats = bus.get("stats") or {}
+    nodes = "".join(
+        f"<tr><td>{escape(node)}</td><td>{escape(seen.get('delivered') or '-')}</td>"
+        f"<td>{seen.get('behind', 0)}</td>"
+        f"<td>{_age(seen.get('lag'))}</td></tr>"
+        for node, seen in sorted((bus.get("nodes") or {}).items())
+    )
+    last = stats.get("last_failure")
+    return (
+        f"<p>Invalidation bus: {bus.get('length', 0)} entries, head "
+        f"{_age(age)} old; {holder}; "
+        f"{stats.get('batches', 0)} batches, {stats.get('tags', 0)} tags, "
+        f"{stats.get('requests', 0)} requests, {stats.get('retries', 0)} retries, "
+        f"{stats.get('failures', 0)} failures, {stats.get('full_purges', 0)} full purges"
+        + (f"; last failure: {escape(last)}" if last else "")
+        + ".</p><table><tr><th>accelerator</th><th>delivered</th><th>behind</th>"
+        f"<th>lag</th></tr>{nodes}</table>"
     )
 
 

@@ -22,6 +22,8 @@ ALL_FAULTS = [
     "db-down",
     "accelerator-down",
     "purge-fail",
+    "purger-kill",
+    "writer-kill",
 ]
 
 
@@ -69,6 +71,12 @@ def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path
     assert restarted["program"] == "redis" and restarted["new_pid"] != restarted["pid"]
     switched = phases["purge-fail"]["details"]
     assert switched["restored"] is True and switched["failing_vcl"] != switched["original_vcl"]
+    purger = phases["purger-kill"]["details"]
+    assert purger["program"] == "purger" and purger["new_pid"] != purger["pid"]
+    assert phases["writer-kill"]["details"]["stopped_killing"] is True
+    # The demo's note is written by `manage.py edit_article` with only the database and
+    # the cache: under writer-kill it SIGKILLs itself after its commit, and stays fresh.
+    assert totals["writes_command"] > 0 and phases["writer-kill"]["writes_killed"] > 0
     for name in ALL_FAULTS:
         assert phases[name]["recovery_seconds"] is not None, phases[name]
     # Writes went on in every phase, and the purge windows were measured.

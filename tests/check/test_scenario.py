@@ -41,13 +41,18 @@ shows_on = ["/posts/{slug}/"]
 """
 
 
-def test_the_demo_scenario_reads_the_newsroom_and_writes_comments_and_titles():
+def test_the_demo_scenario_reads_the_newsroom_and_writes_comments_titles_and_notes():
     scenario = demo_scenario()
-    assert [w.name for w in scenario.writes] == ["comment", "title"]
-    assert [w.keeps for w in scenario.writes] == ["all", "last"]
+    assert [w.name for w in scenario.writes] == ["comment", "title", "note"]
+    assert [w.via for w in scenario.writes] == ["form", "form", "command"]
+    assert [w.keeps for w in scenario.writes] == ["all", "last", "all"]
     assert scenario.variables == ("slug", "author", "pk")
-    assert scenario.keys(2) == ["comment1", "comment2", "title1", "title2"]
-    assert scenario.roles() == ["reader", "editor"]
+    assert scenario.keys(2) == ["comment1", "comment2", "title1", "title2", "note1", "note2"]
+    assert scenario.roles() == ["reader", "editor"]  # a command write logs in as nobody
+    (note,) = scenario.commands
+    assert note.command[:2] == ("edit_article", "{pk}")
+    assert note.kill_after_commit == ("--kill-after-commit",)
+    assert note.verify == "/articles/{slug}/" and note.weight < 1
     assert scenario.write_share == 0.05
     assert scenario.write_named("title").verify == "/articles/{slug}/"
     assert scenario.source == DEMO_SOURCE
@@ -62,7 +67,9 @@ def test_the_scenario_in_the_docs_is_valid():
     docs = Path(__file__).resolve().parents[2] / "docs" / "check.md"
     blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(encoding="utf-8"), re.S)
     [example] = [block for block in blocks if "[[writes]]" in block]
-    assert [w.name for w in parse_scenario(example, "check.md").writes] == ["comment", "title"]
+    writes = parse_scenario(example, "check.md").writes
+    assert [w.name for w in writes] == ["comment", "title", "note"]
+    assert [w.via for w in writes] == ["form", "form", "command"]
 
 
 def test_a_minimal_scenario_file_gets_the_defaults(tmp_path):
@@ -156,6 +163,76 @@ def test_every_mistake_is_one_line_naming_the_file_and_the_entry(text, message):
     assert re.match(r"site\.toml(:\d+)?: ", text), text
     assert message in text
     assert "\n" not in text.strip()
+
+
+COMMAND = """
+[[writes]]
+name = "retitle"
+via = "command"
+command = ["edit_article", "{pk}", "--title", "Post {n} {marker}"]
+kill_after_commit = ["--kill-after-commit"]
+shows_on = ["/posts/{slug}/"]
+weight = 0.5
+"""
+
+
+def test_a_write_may_be_a_management_command_run_with_only_the_database_and_cache():
+    scenario = parse_scenario(MINIMAL + COMMAND)
+    form, command = scenario.writes
+    assert (form.via, command.via) == ("form", "command")
+    assert command.command == ("edit_article", "{pk}", "--title", "Post {n} {marker}")
+    assert command.kill_after_commit == ("--kill-after-commit",)
+    assert (command.keeps, command.verify, command.weight) == ("last", "/posts/{slug}/", 0.5)
+    assert scenario.commands == (command,) and form.weight == 1.0
+    assert scenario.keys(1) == ["title1", "retitle1"]
+    assert scenario.roles() == ["editor"]
+
+
+def test_a_scenario_may_write_through_commands_only():
+    only = MINIMAL[: MINIMAL.index("[[writes]]")] + COMMAND
+    scenario = parse_scenario(only)
+    assert [w.name for w in scenario.writes] == ["retitle"] and scenario.roles() == ["editor"]
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            '"--title", "Post {n} {marker}"]',
+            '"--title", "Post {n}"]',
+            "writes[2].command: no argument contains the {marker} placeholder",
+        ),
+        (
+            'command = ["edit_article",',
+            'command = ["manage.py edit_article",',
+            "writes[2].command[1]: 'manage.py edit_article' is not a management command's name",
+        ),
+        (
+            '"{pk}", "--title"',
+            '"{id}", "--title"',
+            "writes[2].command[2]: unknown placeholder {id}",
+        ),
+        (
+            'kill_after_commit = ["--kill-after-commit"]',
+            'kill_after_commit = ["--kill={seq}"]',
+            "writes[2].kill_after_commit[1]: unknown placeholder {seq} (known here: none)",
+        ),
+        (
+            'via = "command"',
+            'via = "command"\nuser = "editor"',
+            'writes[2].user: only for a write with via = "form"',
+        ),
+        ('via = "command"', 'via = "cron"', "writes[2].via: 'cron' (a string) is wrong"),
+        ('via = "command"', "", 'writes[2].command: only for a write with via = "command"'),
+        ("command = [", "comand = [", "writes[2].comand: unknown key; did you mean 'command'?"),
+        ("weight = 0.5", "weight = 0", "writes[2].weight: 0 (a number) is wrong; expected"),
+    ],
+)
+def test_every_mistake_in_a_command_write_is_one_line(old, new, message):
+    assert old in COMMAND, old
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(MINIMAL + COMMAND.replace(old, new), "site.toml")
+    assert message in str(raised.value), str(raised.value)
 
 
 def test_find_steps_name_their_variables_once_and_may_use_earlier_ones():

@@ -108,6 +108,12 @@ def test_up_serves_then_sigterm_stops_everything_and_frees_every_port(run_dir):
         [*STRATA, "status", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60
     )
     assert shown.returncode == 0 and "Varnish" in shown.stdout
+    # The invalidation bus (Redis): its purger is a row with its pid, and the bus has a
+    # section of its own, naming the purger that delivers.
+    purger = layers["purger"]
+    assert purger["implementation"] == "strata_purger" and pid_alive(purger["pid"])
+    assert "strata_purger" in shown.stdout and "Invalidation bus:" in shown.stdout
+    assert f":{purger['pid']} (lease" in shown.stdout, shown.stdout
 
     pids = [row["pid"] for row in state["rows"] if row["pid"]]
     ports = [port + offset for offset in (0, 80, 90, 101, 102, 379, 432)]

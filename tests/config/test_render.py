@@ -33,6 +33,7 @@ EXPECTED = {
         f"app{i}": [
             f"etc/strata/app{i}.{'uwsgi.ini' if i == 4 else 'gunicorn.conf.py'}",
             f"etc/systemd/system/strata-app{i}.service",
+            "etc/systemd/system/strata-purger.service",
             "etc/strata/strata_settings.py",
             "etc/strata/manage",
         ]
@@ -382,6 +383,38 @@ def test_the_settings_block_reads_the_redis_password_from_the_environment(render
     )
     assert result.returncode != 0
     assert "STRATA_REDIS_PASSWORD is not set" in result.stderr
+
+
+def test_each_app_host_runs_a_purger_with_the_app_servers_settings_and_secrets(rendered):
+    out, rendering, _ = rendered
+    for i in (1, 2, 3, 4):
+        unit = (out / f"hosts/app{i}/etc/systemd/system/strata-purger.service").read_text()
+        app = (out / f"hosts/app{i}/etc/systemd/system/strata-app{i}.service").read_text()
+        execs = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+        assert execs == ["/srv/newsroom/.venv/bin/python -m django strata_purger"]
+        for line in (
+            "EnvironmentFile=/etc/strata/secrets.env",
+            "Environment=DJANGO_SETTINGS_MODULE=strata_settings",
+            "WorkingDirectory=",
+            "User=",
+        ):
+            same = [x for x in app.splitlines() if x.startswith(line)]
+            assert same and all(x in unit.splitlines() for x in same), line
+        assert f"Environment=STRATA_SERVER_NAME=purger@app{i}" in unit
+        assert "Restart=always" in unit
+    steps = "\n".join(next(e for e in rendering.hosts if e.host.name == "app1").steps)
+    assert "systemctl enable --now strata-app1 strata-purger" in steps
+    readme = (out / "README.md").read_text()
+    assert "one holds a lease in Redis and\ndelivers, the others stand by" in readme
+
+
+def test_with_memcached_no_purger_runs_and_the_writers_purge(tmp_path):
+    text = ONE_HOST.replace("port = 20379", 'port = 20379\nkind = "memcached"')
+    rendering, _ = render_text(text, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("strata-purger.service"))
+    assert "purger" not in rendering.hosts[0].roles
+    assert "strata-purger" not in "\n".join(rendering.hosts[0].steps)
+    assert "each process that writes" in rendering.readme
 
 
 def test_memcached_needs_no_password(tmp_path):

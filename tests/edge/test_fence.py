@@ -4,9 +4,11 @@ server, Redis and PostgreSQL.
 
 Node 2 is cut off (a VCL that answers 503 to everything, purges and health checks
 alike: the cache stays), a comment is posted, and node 2 is let back: its readiness
-check goes to the app, which answers 503 while it owes that node purges, so the node
-stays out of rotation until the purger's next retry lands, and no request through the
-load balancer ever gets the page from before the comment.
+check goes to the app, which answers 503 while the invalidation log holds a change not
+delivered to that node (``strata_purger`` retries it), so the node stays out of rotation
+until the retry lands, and no request through the load balancer ever gets the page from
+before the comment. On Memcached, which keeps no log, the app processes' own debts fence
+the node instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from strata.check.vcl import Varnishadm
 from strata.edge.fence import EPOCH_HEADER, NODE_HEADER, READY_PATH, node_id
@@ -150,7 +153,16 @@ def test_a_node_that_missed_a_purge_rejoins_only_once_it_is_fresh(stack):
     assert readiness(stack, node2, before) == (200, "clear")
 
 
-def test_a_debt_of_a_process_that_died_fences_the_node_only_until_it_expires(stack):
+@pytest.fixture(scope="module")
+def memcached_stack():
+    with demo_stack(app_servers=1, accelerators=2, cache="memcached") as the_stack:
+        yield the_stack
+
+
+def test_without_a_log_a_debt_of_a_process_that_died_fences_the_node_until_it_expires(
+    memcached_stack,
+):
+    stack = memcached_stack
     node2 = stack.accelerators[1]
     project = stack.config.project
     code = (
@@ -175,6 +187,39 @@ def test_a_debt_of_a_process_that_died_fences_the_node_only_until_it_expires(sta
     assert poll(lambda: is_down(stack, "varnish2"), timeout=15), states(stack)
     assert poll(lambda: is_up(stack, "varnish2"), timeout=20), states(stack)
     assert readiness(stack, node2, before) == (200, "clear")
+
+
+def test_with_the_bus_a_node_behind_the_log_is_fenced_whoever_wrote(stack):
+    """A change logged by a process that knows no accelerator (and died at once) fences
+    a node the purger cannot reach, until the purger delivered it."""
+    node2 = stack.accelerators[1]
+    project = stack.config.project
+    env = {
+        name: value
+        for name, value in project.environment().items()
+        if not name.startswith("STRATA_")
+    }
+    code = (
+        "import os, signal\n"
+        "from strata.api import invalidate_tags\n"
+        "invalidate_tags('fence-test')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert poll(lambda: is_up(stack, "varnish2"), timeout=15), states(stack)
+    before = time.time()
+    with cut_off(stack, node2):
+        died = subprocess.run(
+            [sys.executable, "-m", "django", "shell", "-c", code],
+            cwd=project.directory,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert died.returncode == -signal.SIGKILL, died.stderr.decode()[-500:]
+        assert poll(lambda: readiness(stack, node2, before) == (503, "owed"), timeout=5)
+        assert readiness(stack, stack.accelerators[0], before) == (200, "clear")
+    assert poll(lambda: readiness(stack, node2, before) == (200, "clear"), timeout=15)
+    assert poll(lambda: is_up(stack, "varnish2"), timeout=20), states(stack)
 
 
 def test_readiness_is_answered_only_for_the_load_balancer_and_never_cached(stack):
@@ -205,6 +250,17 @@ def test_with_the_cache_server_down_every_node_stays_in_rotation(stack):
             time.sleep(0.2)
     finally:
         stack.restart(stack.cache)
+    # Redis came back empty: the purger empties every node once (the log that could say
+    # what they missed is gone) before the next test fills them.
+    assert poll(lambda: nodes_with_positions(stack) == len(stack.accelerators), timeout=15)
+
+
+def nodes_with_positions(stack) -> int:
+    """How many accelerators the purger has recorded a delivered position for."""
+    try:
+        return redis.Redis.from_url(stack.cache.url).hlen(":1:strata:bus:delivered")
+    except redis.RedisError:
+        return 0
 
 
 def test_with_every_app_server_down_the_nodes_still_serve_what_they_hold(stack):

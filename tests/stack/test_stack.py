@@ -20,7 +20,15 @@ def client_for(stack) -> Client:
 
 def test_every_layer_is_a_real_running_program(stack):
     names = [program.implementation for program in stack.programs]
-    assert names == ["PostgreSQL", "Redis", "Gunicorn", "Gunicorn", "Varnish", "HAProxy"]
+    assert names == [
+        "PostgreSQL",
+        "Redis",
+        "Gunicorn",
+        "Gunicorn",
+        "Varnish",
+        "strata_purger",  # the invalidation bus (Redis) to the accelerators
+        "HAProxy",
+    ]
     assert all(program.running() for program in stack.programs)
     assert stack.embedded == []
     rows = {row.implementation: row for row in stack.status_rows()}
@@ -227,7 +235,8 @@ def test_the_alternative_topology_serves_and_stops_cleanly():
             "uWSGI",
             "Varnish",
             "HAProxy",
-        ]
+        ]  # no purger: Memcached holds no invalidation log, the app processes purge
+        assert [r.layer for r in alternative.status_rows() if r.pid is None] == ["purger"]
         client = client_for(alternative)
         assert client.get("/?alt").getheader("X-Cache") == "MISS"
         assert client.get("/?alt").getheader("X-Cache") == "HIT"

@@ -40,8 +40,9 @@ def test_every_host_runs_in_a_network_namespace_of_its_own(stack):
     namespaces = {network_namespace(p.pid) for p in programs}
     addresses = {p.host for p in programs}
 
-    # db1 (PostgreSQL + pgbouncer), db2 (replica), cache, 2 app, 2 edge, 2 load balancers
-    assert len(programs) == 10
+    # db1 (PostgreSQL + pgbouncer), db2 (replica), cache, 2 app (each with its purger),
+    # 2 edge, 2 load balancers
+    assert len(programs) == 12
     assert len(namespaces) == len(addresses) == 9
     assert stack.pooler.netns == stack.database.netns
     assert network_namespace(os.getpid()) not in namespaces

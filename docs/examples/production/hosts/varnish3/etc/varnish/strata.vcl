@@ -100,6 +100,14 @@ sub vcl_recv {
             || req.http.X-Purge-Secret != regsub(std.fileread("/etc/varnish/strata-purge-secret"), "\s+$", "")) {
             return (synth(403, "Forbidden"));
         }
+        # The purger lost track of what this node missed (the log was trimmed or lost
+        # past it): every object goes, the birth certificate too (strata.bus.purger).
+        if (req.http.X-Strata-Purge-All == "1") {
+            if (std.ban("obj.status != 0")) {
+                return (synth(200, "Banned all"));
+            }
+            return (synth(500, "Ban failed: " + std.ban_error()));
+        }
         if (req.http.xkey-purge) {
             set req.http.n-gone = xkey.purge(req.http.xkey-purge);
             return (synth(200, "Purged " + req.http.n-gone));
