@@ -34,6 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
 from ..edge.fence import node_id
@@ -59,6 +60,12 @@ KEEP_MS = 60_000
 
 _FIRST_BACKOFF = 0.05
 
+#: Seconds a round waits for the requests it started (a node answers within a few ms).
+JOB_WAIT = 0.05
+
+#: A node whose request has hung this long counts as tried (a writer waits no longer).
+STALLED = 0.1
+
 
 class BusPurger:
     """Delivers one invalidation log to ``accelerators`` (purge URLs), in rounds."""
@@ -81,33 +88,49 @@ class BusPurger:
         self.horizon_ms = int(horizon * 1000)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self.leading = False
+        self.took_over = False
         self._renew_at = 0.0
         self._identity: str | None = None
         self._not_before: dict[int, float] = {}
         self._failures: Counter[int] = Counter()
         self._trimmed_at = 0.0
         self._pool = ThreadPoolExecutor(max(1, min(len(self.nodes), 16)), "strata-bus-node")
+        #: Per node index, the request in flight: (future, done callback, when started).
+        self._jobs: dict[int, tuple] = {}
+        #: Counters not written yet (they go with the next positions).
+        self._counts: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"<BusPurger {self.holder} → {', '.join(self.nodes)}>"
 
     # -- running -----------------------------------------------------------------------
     def run(self, stop: threading.Event, block: float = 0.2) -> None:
-        """Deliver until ``stop`` is set; a failing Redis is waited out, never fatal."""
-        log.info("strata purger %s: delivering to %s", self.holder, ", ".join(self.nodes))
+        """Deliver until ``stop`` is set; a failing Redis is waited out, never fatal.
+
+        The first line it logs comes after its first round (a node new to the log was
+        emptied by then): ``strata up`` takes it as the purger's readiness."""
         quiet_until = 0.0
+        announced = False
         try:
             while not stop.is_set():
                 try:
                     if self.lead():
                         self.round(block)
-                    else:
+                    if self.took_over or not announced:
+                        self.took_over = False
+                        role = "delivering" if self.leading else "standing by"
+                        log.info(
+                            "strata purger %s: %s (%s)", self.holder, role, ", ".join(self.nodes)
+                        )
+                        announced = True
+                    if not self.leading:
                         stop.wait(LEASE_TTL / 4)
                 except Exception as exc:  # Redis down or restarting: try again shortly
                     self.leading = False
                     if time.monotonic() >= quiet_until:
                         log.warning("strata purger %s: %s; retrying", self.holder, exc)
                         quiet_until = time.monotonic() + 10
+                        announced = True
                     stop.wait(0.5)
         finally:
             self.close()
@@ -121,19 +144,24 @@ class BusPurger:
         self._pool.shutdown(wait=False)
         self.delivery.close(timeout=0)
 
-    def deliver_once(self) -> None:
+    def deliver_once(self, timeout: float = 30.0) -> None:
         """Deliver what the log holds now (takes the lease, even from a live holder's
-        expired one) and return: for tests and ``strata_purger --once``."""
+        expired one) and return once every node was tried: for tests and
+        ``strata_purger --once``."""
         deadline = time.monotonic() + LEASE_TTL * 2
         while not self.lead():
             if time.monotonic() > deadline:
                 raise RuntimeError("another purger holds the lease")
             time.sleep(0.1)
-        while self.round(block=None):
-            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.lead()
+            if not self.round(block=None) and not self._jobs:
+                break
 
     def lead(self) -> bool:
-        """Hold (or renew) the lease; True while this purger is the one delivering."""
+        """Hold (or renew) the lease; True while this purger is the one delivering
+        (``took_over`` is set when it has just taken the lease)."""
         now = time.monotonic()
         if self.leading and now < self._renew_at:
             return True
@@ -144,8 +172,8 @@ class BusPurger:
         if self.leading:
             self._renew_at = now + LEASE_TTL / 3
             if not was:
-                log.info("strata purger %s: delivering (the lease is ours)", self.holder)
                 self.log.serve_nodes(self.nodes)
+                self.took_over = True
         elif was:
             log.warning("strata purger %s: %s took over; standing by", self.holder, holder)
         return self.leading
@@ -167,36 +195,79 @@ class BusPurger:
                 )
             self.log.start_positions(state.identity)
         self._identity = state.identity
+        did = self._collect(state)
         self._mark_stalled_attempted(state)
-        did = self._start_over(state)
-        did = self._first_purges(state, block if not did else None) or did
+        did = self._start_over(state) or did
+        waiting = did or bool(self._jobs)
+        did = self._first_purges(state, None if waiting else block) or did
         did = self._second_purges(state) or did
+        did = self._collect(state, JOB_WAIT) or did
         if time.monotonic() - self._trimmed_at > 5:
             self._trim(state)
         return did
 
-    def _due(self, index: int) -> bool:
-        return time.monotonic() >= self._not_before.get(index, 0.0)
+    # Each node's requests run in a thread of the pool, one job per node at a time. A
+    # round waits a moment for the jobs it started (a node answers in a millisecond or
+    # two), never for a node that hangs: the others' positions move on without it.
+    def _idle(self, index: int) -> bool:
+        return index not in self._jobs and time.monotonic() >= self._not_before.get(index, 0.0)
 
-    def _failed(self, index: int) -> None:
-        self._failures[index] += 1
-        backoff = min(_FIRST_BACKOFF * 2 ** (self._failures[index] - 1), MAX_BACKOFF)
-        self._not_before[index] = time.monotonic() + backoff
+    def _start(self, index: int, call, done) -> None:
+        """Run ``call(index)`` (→ ``(ok, reason)``) in the pool; ``done(ok, reason)``
+        runs in this thread once it is over and returns ``(moves, counts, failure)``."""
+        self._jobs[index] = (self._pool.submit(call, index), done, time.monotonic())
 
-    def _succeeded(self, index: int) -> None:
-        self._failures.pop(index, None)
-        self._not_before.pop(index, None)
+    def _collect(self, state: LogState, wait: float = 0.0) -> bool:
+        """Settle the jobs that are over (waiting up to ``wait`` for those of nodes that
+        answered their last request), in one write of the positions."""
+        if not self._jobs:
+            return False
+        quick = [job[0] for i, job in self._jobs.items() if not self._failures[i]]
+        if wait and quick:
+            futures.wait(quick, timeout=wait)
+        moves: list = []
+        counts, self._counts = self._counts, Counter()
+        failure = None
+        for index, (future, done, _) in list(self._jobs.items()):
+            if not future.done():
+                continue
+            del self._jobs[index]
+            ok, reason = future.result()
+            if ok:
+                self._failures.pop(index, None)
+                self._not_before.pop(index, None)
+            else:
+                self._failures[index] += 1
+                backoff = min(_FIRST_BACKOFF * 2 ** (self._failures[index] - 1), MAX_BACKOFF)
+                self._not_before[index] = time.monotonic() + backoff
+                counts["failures"] += 1
+                counts["retries"] += self._failures[index] > 1
+                failure = f"{time.time():.3f} {self.nodes[index]}: {reason}"
+            counts["requests"] += 1
+            node_moves, node_counts = done(ok, reason)
+            moves += node_moves
+            counts.update(node_counts)
+        if not moves and not counts:
+            return False
+        self._advance(moves, dict(counts), failure)
+        for which, node, ident in moves:
+            getattr(state, which)[node] = max(getattr(state, which).get(node, ZERO), ident)
+        return True
 
     def _mark_stalled_attempted(self, state: LogState) -> None:
-        """Nodes waiting out a backoff count as tried up to the head: a request that
-        wrote does not wait for a node that is known to fail (the fence holds it out)."""
+        """Nodes waiting out a backoff, or whose request hangs, count as tried up to the
+        head: a request that wrote does not wait for a node that is known to fail (the
+        fence holds it out)."""
         head = state.head
         if head is None:
             return
+        now = time.monotonic()
+        stalled = {i for i, (_, _, started) in self._jobs.items() if now - started > STALLED}
+        stalled |= {i for i, until in self._not_before.items() if now < until}
         moves = [
-            ("attempted", node, head)
-            for index, node in enumerate(self.nodes)
-            if not self._due(index) and state.attempted.get(node, ZERO) < head
+            ("attempted", self.nodes[index], head)
+            for index in stalled
+            if state.attempted.get(self.nodes[index], ZERO) < head
         ]
         if moves:
             self._advance(moves, {}, None)
@@ -209,56 +280,42 @@ class BusPurger:
         lost = [
             index
             for index, node in enumerate(self.nodes)
-            if self._due(index) and (node in new or state.delivered[node] < state.trimmed)
+            if self._idle(index) and (node in new or state.delivered[node] < state.trimmed)
         ]
-        if not lost:
-            return False
         head = state.head or ZERO
-        results = self._parallel(lost, self.delivery.purge_everything)
-        moves, failure = [], None
         # The second purge still covers the last PURGE_DELAY before the ban (a page
         # rendered from old data may arrive after it).
-        second = EntryId(max(state.now_ms - self.delay_ms - 1000, 0), 0)
-        for index, (ok, reason) in results.items():
+        second = min(EntryId(max(state.now_ms - self.delay_ms - 1000, 0), 0), head)
+        for index in lost:
             node = self.nodes[index]
-            if ok:
-                self._succeeded(index)
-                if node in new:  # first served (or Redis lost the records): routine
-                    log.info("strata purger: %s is new to the log: emptied its cache", node)
-                else:
+
+            def banned(ok: bool, reason: str, node=node, known=node not in new):
+                if not ok:
+                    log.warning("strata purger: full purge of %s failed (%s)", node, reason)
+                    return [("attempted", node, head)], {}
+                if known:
                     log.warning(
                         "strata purger: %s missed changes the log no longer holds: "
                         "banned its whole cache",
                         node,
                     )
-                moves += [("delivered", node, head), ("attempted", node, head)]
+                else:  # first served (or Redis lost the records): routine
+                    log.info("strata purger: %s is new to the log: emptied its cache", node)
+                moves = [("delivered", node, head), ("attempted", node, head)]
                 if state.second.get(node, ZERO) < second:
-                    moves.append(("second", node, min(second, head)))
-            else:
-                self._failed(index)
-                failure = f"{time.time():.3f} {node} full purge: {reason}"
-        ok_count = sum(1 for ok, _ in results.values() if ok)
-        self._advance(
-            moves,
-            {
-                "full_purges": ok_count,
-                "requests": len(results),
-                "failures": len(results) - ok_count,
-            },
-            failure,
-        )
-        for index, (ok, _) in results.items():
-            if ok:
-                state.delivered[self.nodes[index]] = head
-        return True
+                    moves.append(("second", node, second))
+                return moves, {"full_purges": 1}
+
+            self._start(index, self.delivery.purge_everything, banned)
+        return bool(lost)
 
     def _first_purges(self, state: LogState, block: float | None) -> bool:
-        due = [i for i, node in enumerate(self.nodes) if self._due(i) and node in state.delivered]
-        if not due:
+        idle = [i for i, node in enumerate(self.nodes) if self._idle(i) and node in state.delivered]
+        if not idle:
             if block:
-                time.sleep(min(block, 0.05))
+                time.sleep(min(block, 0.02))
             return False
-        start = min(state.delivered[self.nodes[i]] for i in due)
+        start = min(state.delivered[self.nodes[i]] for i in idle)
         caught_up = state.head is None or start >= state.head
         # Blocking also paces the second purges: they ripen while it waits, at most
         # ``block`` late.
@@ -268,77 +325,53 @@ class BusPurger:
             return False
         if caught_up:
             state.now_ms = max(state.now_ms, entries[-1].id.ms)
-        jobs = {}
-        for index in due:
-            cursor = state.delivered[self.nodes[index]]
-            mine = [entry for entry in entries if entry.id > cursor]
-            if mine:
-                jobs[index] = (mine[-1].id, self._tags(mine, state.now_ms))
-        if not jobs:
-            return False
-        results = self._parallel(
-            [i for i, (_, wanted) in jobs.items() if wanted],
-            lambda i: self.delivery.deliver(i, jobs[i][1]),
-        )
-        moves, failure = [], None
-        tags: set[str] = set()
-        for index, (last, wanted) in jobs.items():
+        started = False
+        batch_tags: set[str] = set()
+        for index in idle:
             node = self.nodes[index]
-            ok, reason = results.get(index, (True, "nothing left to purge"))
-            moves.append(("attempted", node, last))
-            tags |= wanted
-            if ok:
-                self._succeeded(index)
-                moves.append(("delivered", node, last))
-                state.delivered[node] = last
-            else:
-                self._failed(index)
-                failure = f"{time.time():.3f} {node}: {reason}"
-                log.warning("strata purger: purge on %s failed (%s); retrying", node, reason)
-        failed = sum(1 for ok, _ in results.values() if not ok)
-        counts = {
-            "batches": 1,
-            "tags": len(tags),
-            "requests": len(results),
-            "failures": failed,
-            "retries": sum(1 for i in results if self._failures[i] > 1),
-        }
-        self._advance(moves, counts, failure)
-        return True
+            mine = [entry for entry in entries if entry.id > state.delivered[node]]
+            if not mine:
+                continue
+            last, tags = mine[-1].id, self._tags(mine, state.now_ms)
+
+            def delivered(ok: bool, reason: str, node=node, last=last, tags=tags):
+                if not ok:
+                    log.warning("strata purger: purge on %s failed (%s); retrying", node, reason)
+                    return [("attempted", node, last)], {}
+                return [("attempted", node, last), ("delivered", node, last)], {}
+
+            self._start(index, functools.partial(self._deliver, tags=tags), delivered)
+            started = True
+            batch_tags |= tags
+        if started:  # one batch of the log, however many nodes it goes to
+            self._counts.update({"batches": 1, "tags": len(batch_tags)})
+        return started
 
     def _second_purges(self, state: LogState) -> bool:
         ripe = EntryId(state.now_ms - self.delay_ms, 2**63 - 1)
         groups: dict[tuple[EntryId, EntryId], list[int]] = {}
         for index, node in enumerate(self.nodes):
-            if not self._due(index) or node not in state.delivered:
+            if not self._idle(index) or node not in state.delivered:
                 continue
             after = state.second.get(node, ZERO)
             through = min(state.delivered[node], ripe)
             if after < through:
                 groups.setdefault((after, through), []).append(index)
-        did = False
+        started = False
         for (after, through), indexes in groups.items():
             entries = self.log.between(after, through, BATCH)
             if not entries:
                 continue
-            tags = self._tags(entries, state.now_ms)
-            results = (
-                self._parallel(indexes, functools.partial(self._deliver, tags=tags)) if tags else {}
-            )
-            moves, failure = [], None
+            last, tags = entries[-1].id, self._tags(entries, state.now_ms)
             for index in indexes:
                 node = self.nodes[index]
-                ok, reason = results.get(index, (True, ""))
-                if ok:
-                    moves.append(("second", node, entries[-1].id))
-                    state.second[node] = entries[-1].id
-                else:
-                    self._failed(index)
-                    failure = f"{time.time():.3f} {node} (second purge): {reason}"
-            failed = sum(1 for ok, _ in results.values() if not ok)
-            self._advance(moves, {"requests": len(results), "failures": failed}, failure)
-            did = True
-        return did
+
+                def purged_again(ok: bool, reason: str, node=node, last=last):
+                    return ([("second", node, last)] if ok else []), {}
+
+                self._start(index, functools.partial(self._deliver, tags=tags), purged_again)
+                started = True
+        return started
 
     def _trim(self, state: LogState) -> None:
         self._trimmed_at = time.monotonic()
@@ -356,12 +389,6 @@ class BusPurger:
 
     def _deliver(self, index: int, tags: frozenset[str]) -> tuple[bool, str]:
         return self.delivery.deliver(index, tags)
-
-    def _parallel(self, indexes, call) -> dict[int, tuple[bool, str]]:
-        if len(indexes) <= 1:
-            return {index: call(index) for index in indexes}
-        futures = {index: self._pool.submit(call, index) for index in indexes}
-        return {index: future.result() for index, future in futures.items()}
 
     def _advance(self, moves, counts, failure) -> None:
         if not self.log.advance(self.holder, moves, counts, failure):

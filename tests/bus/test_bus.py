@@ -3,6 +3,7 @@ with its versions, and the purger delivers the log to the accelerator, at least 
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -170,8 +171,6 @@ def test_a_standby_takes_over_when_the_holder_stops(
 
 
 def test_a_holder_of_this_host_that_died_is_replaced_at_once(make_purger, bus_settings):
-    import socket
-
     dead = f"{socket.gethostname()}:{2**22 + 12345}"  # no such pid
     assert bus_settings.hold_lease(dead, 60) == dead
     assert make_purger().lead()
@@ -332,3 +331,34 @@ def test_a_log_evicted_alone_is_a_lost_log(make_purger, bus_settings, cached_pag
     purger.deliver_once()
     assert not edge.cached(page)
     assert bus_settings.status()["stats"]["full_purges"] == 2
+
+
+def test_a_node_that_hangs_holds_back_neither_the_others_nor_the_writers(
+    make_purger, bus_settings, cached_page, edge, tag
+):
+    """A node cut off by a partition (connections accepted, never answered) is fenced;
+    the other nodes' positions move on as fast as ever."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", free_port(set())))
+        silent.listen(64)  # accepts connections into the backlog, never answers
+        hanging = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        purger = make_purger(nodes=[edge.url, hanging])
+        stop = threading.Event()
+        runner = threading.Thread(target=purger.run, args=(stop,))
+        runner.start()
+        try:
+            assert poll(lambda: node_id(edge.url) in bus_settings.state().delivered, 5)
+            for n in range(3):
+                page = cached_page(tag(f"p{n}"))
+                _, position = version_store("default").bump_logged([tag(f"p{n}")])
+                started = time.monotonic()
+                assert not LogTicket(bus_settings, position).wait(5)  # not on every node
+                assert time.monotonic() - started < 1  # yet no wait for the one that hangs
+                assert not edge.cached(page)
+                assert bus_settings.state().delivered[node_id(edge.url)] >= entry_id(position)
+            assert bus_settings.missed(node_id(edge.url), 0.2)[1] is None
+            time.sleep(0.3)
+            assert bus_settings.missed(node_id(hanging), 0.2)[1] is not None
+        finally:
+            stop.set()
+            runner.join(10)

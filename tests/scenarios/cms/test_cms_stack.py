@@ -129,6 +129,7 @@ def test_home_page_made_by_the_sites_data_migration_is_served_and_cached(cms):
         "app server": "Gunicorn",
         "cache": "Redis",
         "database": "PostgreSQL",
+        "purger": "strata_purger",
     }
     migrated = (cms.run_dir / "logs" / "manage.log").read_text()
     assert "Applying home.0002_create_homepage... OK" in migrated
