@@ -107,16 +107,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="of edits, per writer")
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between edits")
-    parser.add_argument("--smoke", action="store_true", help="3 s per writer")
+    parser.add_argument("--smoke", action="store_true", help="1.5 s per writer, one app server")
     parser.add_argument(
         "--only-db-cache", action="store_true", help="skip the whole-environment writer"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "writer_reach.json")
     args = parser.parse_args()
     if args.smoke:
-        args.seconds = 3.0
+        args.seconds = 1.5
     rows = []
-    with demo_stack(app_servers=2, workers=2, accelerators=1) as stack:
+    app_servers = 1 if args.smoke else 2
+    with demo_stack(app_servers=app_servers, workers=2, accelerators=1) as stack:
         choices = articles(stack, 4)
         writers = [("DATABASE_URL + CACHE_URL", writer_env(stack))]
         if not args.only_db_cache:

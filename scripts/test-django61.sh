@@ -22,9 +22,11 @@ EXTRAS=stack,redis,memcached,postgres,uwsgi,demo,chart,dev \
   --ignore=tests/edge/test_grace.py --ignore=tests/edge/test_many_accelerators.py \
   --ignore=tests/edge/test_purge.py --ignore=tests/edge/test_x_strata.py \
   --ignore=tests/tags/pool --ignore=tests/cache/sentinel \
-  --ignore=tests/bench/test_bench_stack.py --ignore=tests/cli/test_up.py "$@"
+  --ignore=tests/bench/test_bench_stack.py --ignore=tests/cli/test_up.py \
+  --ignore=tests/cli/test_status_bus.py "$@"
 .venv-django61/bin/python -m tests.backends postgres-redis
-# Django's own ORM suites on 6.1, with the query cache on (the third-party apps' suites
-# ran on 5.2: they pin their own Django).
-.venv-django61/bin/python -m tests.suites.django_suite --database sqlite
+# Django's own ORM suite on 6.1, with the query cache on, on PostgreSQL (the real path).
+# On SQLite it ran on 5.2 above, and the third-party apps' suites too (they pin their own
+# Django): the 6.1 SQLite run was left out to keep `make test` under 30 minutes; run it
+# with `.venv-django61/bin/python -m tests.suites.django_suite --database sqlite`.
 .venv-django61/bin/python -m tests.suites.django_suite --database postgres

@@ -9,9 +9,9 @@ process of this host that died. Each round:
    log trimmed, cannot be told what it missed: its whole cache is banned
    (``X-Strata-Purge-All``), and it resumes from the head read before the ban.
 2. **First purges.** The entries after each node's delivered position, their tags merged
-   into ``xkey-purge`` requests, sent to every node in parallel. A node that answers moves
-   its ``delivered`` position; every node tried moves ``attempted`` (what a request that
-   wrote waits for). A node that fails is retried with a growing backoff, and is fenced
+   into ``xkey-purge`` requests, sent to every node in parallel (one job per node: a node
+   that hangs holds back no other). A node that answers moves its ``delivered``
+   position; every node tried moves ``attempted`` (what a request that wrote waits for). A node that fails is retried with a growing backoff, and is fenced
    meanwhile (``strata.edge.fence``): it stays behind the log, so its readiness fails.
 3. **Second purges**, ``PURGE_DELAY`` after each entry, tracked the same way: a page
    rendered from the old data just before the commit can reach a node just after the
