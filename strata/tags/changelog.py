@@ -24,7 +24,6 @@ __all__ = [
     "APPEND",
     "EntryId",
     "entry_id",
-    "entry_ms",
 ]
 
 LOG_KEY = "strata:bus:log"
@@ -82,8 +81,3 @@ def entry_id(value: str | bytes | None) -> EntryId:
         return EntryId(int(ms), int(seq or 0))
     except ValueError:
         return ZERO
-
-
-def entry_ms(value: str | bytes | None) -> int:
-    """When the entry ``value`` was appended (ms since the epoch, Redis's clock)."""
-    return entry_id(value).ms

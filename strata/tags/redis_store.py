@@ -38,10 +38,6 @@ class RedisVersionStore(VersionStore):
         self._append = self._client.register_script(APPEND)
         self._log_keys = [self._make_key(k) for k in (LOG_KEY, IDENTITY_KEY, TRIMMED_KEY)]
 
-    @property
-    def keeps_log(self) -> bool:
-        return strata_settings().bus.enabled
-
     def bump_logged(self, tags):
         """Write the new versions and append the tags to the invalidation log, in one
         script (``strata.tags.changelog``); without the bus, a plain :meth:`bump`."""

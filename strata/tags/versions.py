@@ -247,12 +247,6 @@ class VersionStore:
         current, _ = self.get_with(snapshot)
         return all(current.get(tag) == version for tag, version in snapshot.items())
 
-    @property
-    def keeps_log(self) -> bool:
-        """True when every bump is also appended to the invalidation log (Redis, with
-        ``STRATA['BUS']`` on): the accelerators are then purged by ``strata_purger``."""
-        return False
-
     def bump(self, tags: Iterable[str]) -> bool:
         """Give every tag a new version (after commit). Returns False when it failed.
 
