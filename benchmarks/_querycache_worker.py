@@ -1,11 +1,13 @@
-"""One variant of ``querycache_peers.py``, measured in a process of its own.
+"""One variant of ``querycache_peers.py``, in a process of its own, driven by the parent.
 
-    python benchmarks/_querycache_worker.py VARIANT --seconds S --out result.json
+    python benchmarks/_querycache_worker.py VARIANT   (commands on stdin, answers on stdout)
 
 VARIANT names a module of ``benchmarks/peer_settings`` (plain, strata_qc, cachalot,
-cacheops). The parent sets ``DATABASE_URL``, ``CACHE_URL`` and ``PYTHONPATH`` (demo and
-benchmarks) and seeds the database; this process drives the demo's pages in-process with
-``django.test.Client`` (no network) and writes what it measured as JSON.
+cacheops). The parent sets ``DATABASE_URL``, ``CACHE_URL`` (a Redis database of this
+variant's own) and ``PYTHONPATH`` (demo and benchmarks) and seeds the database; this
+process calls the demo's WSGI application in-process (no network) when the parent says
+so: the parent takes turns between the variants, a few requests each, so that they all
+meet the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
+from contextlib import contextmanager
 
 
 def setup(variant: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = f"peer_settings.{variant}"
-    # The plain, cachalot and cacheops variants must not have Strata's hooks installed.
-    os.environ["STRATA_QUERY_CACHE"] = "1" if variant == "strata_qc" else "0"
+    # The plain, cachalot and cacheops variants must not have Strata's hooks installed;
+    # no variant runs the page or fragment cache (the peer settings say so too).
+    os.environ["STRATA_QUERY_CACHE"] = "1" if variant.startswith("strata") else "0"
+    os.environ["STRATA_PAGE_CACHE"] = "0"
+    os.environ["STRATA_FRAGMENT_CACHE"] = "1" if variant == "strata_fragments" else "0"
     import django
 
     django.setup()
@@ -57,20 +62,61 @@ def kind(url: str) -> str:
     return "home" if url == "/" else url.split("/")[1]
 
 
+PAGE_CACHE_WORDS = ("page-hit", "page-stale", "page-miss")
+"""``X-Strata`` words that say the page cache answered or stored the page."""
+
+
 class Driver:
-    """Requests the pages through ``django.test.Client``; any non-200 is an error."""
+    """Requests pages from the project's WSGI application as an app server would.
+
+    ``newsroom_site.wsgi.application`` (the page cache's WSGI layer included), called in
+    this process with no network: the body is read, then ``close()`` is called, which
+    sends ``request_finished`` (Strata stores a request's misses there, after the
+    response). Each request is timed twice: until the body was read (what the client
+    waits for) and until ``close()`` returned (what the process spent: throughput).
+    Any status but 200, or an ``X-Strata`` word of the page cache, is an error.
+    """
 
     def __init__(self, urls: list[str]):
-        from django.test import Client
+        from newsroom_site.wsgi import application
 
-        self.client = Client()
+        self.application = application
         self.urls = urls
+        self.words: set[str] = set()
+        """Every ``X-Strata`` value seen (``"-"`` for none)."""
 
-    def get(self, url: str):
-        response = self.client.get(url)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {url} answered {response.status_code}")
-        return response
+    def request(self, url: str) -> tuple[bytes, dict[str, str], float, float]:
+        """``(body, headers, seconds to the response, seconds until close() returned)``."""
+        from _common import wsgi_environ
+
+        environ = wsgi_environ(url)
+        answer: list = []
+
+        def start_response(status, headers, exc_info=None):
+            answer[:] = [status, headers]
+
+        started = time.perf_counter()
+        result = self.application(environ, start_response)
+        try:
+            body = b"".join(result)
+            responded = time.perf_counter()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        done = time.perf_counter()
+        status, headers = answer
+        headers = {k.lower(): v for k, v in headers}
+        word = headers.get("x-strata", "-")
+        self.words.add(word)
+        if not status.startswith("200 "):
+            raise RuntimeError(f"GET {url} answered {status}")
+        if word in PAGE_CACHE_WORDS:
+            raise RuntimeError(f"GET {url}: X-Strata: {word}: the page cache is on")
+        return body, headers, responded - started, done - started
+
+    def get(self, url: str) -> bytes:
+        return self.request(url)[0]
 
     def round(self) -> None:
         for url in self.urls:
@@ -83,21 +129,28 @@ class Driver:
         captures queries, Strata answers no read from the cache (a project's
         ``assertNumQueries`` then counts what it counted without Strata).
         """
-        from django.db import connection
-
-        sent = []
-
-        def count(execute, sql, params, many, context):
-            sent.append(sql)
-            return execute(sql, params, many, context)
-
         counts = {}
-        with connection.execute_wrapper(count):
+        with count_queries() as sent:
             for url in self.urls:
                 before = len(sent)
                 self.get(url)
                 counts[url] = len(sent) - before
         return counts
+
+
+@contextmanager
+def count_queries():
+    """The statements sent to the database inside the block (a list, filled as they go)."""
+    from django.db import connection
+
+    sent: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        yield sent
 
 
 def clear_function(variant: str):
@@ -120,17 +173,17 @@ def drop_results_function(variant: str):
     Strata keeps its tag versions, cachalot its table versions. cacheops keeps no
     versions: its results and their conj sets go together, as in a cold miss.
     """
-    if variant == "strata_qc":
-        import redis
+    if variant.startswith("strata"):
+        from django.apps import apps
 
-        from strata.querycache.reads import RESULT_PREFIX
+        from strata.api import invalidate_model
 
-        client = redis.Redis.from_url(os.environ["CACHE_URL"])
+        models = [model for model in apps.get_models() if model._meta.app_label == "newsroom"]
 
         def drop() -> None:
-            keys = list(client.scan_iter(match=f"*{RESULT_PREFIX}*", count=1000))
-            if keys:
-                client.delete(*keys)
+            # What a write does: new versions; the stale results stay where they were.
+            for model in models:
+                invalidate_model(model)
 
         return drop
     if variant == "cachalot":
@@ -140,50 +193,57 @@ def drop_results_function(variant: str):
     return clear_function(variant)
 
 
-def timed_round(driver: Driver, per_kind: dict[str, list[float]], before=None) -> float:
-    """One round of the pages, ``before()`` untimed ahead of each; returns the time spent.
-
-    Each request's time is also added to its kind of page in ``per_kind``.
-    """
-    spent = 0.0
-    for url in driver.urls:
+def burst(driver: Driver, url: str, n: int, before=None) -> dict:
+    """``n`` requests of ``url``, ``before()`` untimed ahead of each: mean milliseconds
+    to the response and until ``close()`` returned."""
+    to_response = busy = 0.0
+    for _ in range(n):
         if before is not None:
             before()
-        started = time.perf_counter()
-        driver.get(url)
-        took = time.perf_counter() - started
-        spent += took
-        per_kind.setdefault(kind(url), []).append(took)
-    return spent
+        _, _, responded, done = driver.request(url)
+        to_response += responded
+        busy += done
+    return {"n": n, "response_ms": 1000 * to_response / n, "busy_ms": 1000 * busy / n}
 
 
-def measure_rounds(driver: Driver, seconds: float, before=None, max_rounds: int = 2000) -> dict:
-    """Rounds of the pages until ``seconds`` of wall-clock time have passed (at least one).
+# Commands no variant's request sends: the near caches' push connections ping Redis from
+# a thread of every Strata worker, whoever's turn it is; and this script's own INFO.
+_BACKGROUND = ("cmdstat_ping", "cmdstat_info", "cmdstat_client", "cmdstat_subscribe")
 
-    The rate counts request time only; each round's own rate shows how steady it was.
-    """
-    driver.round()  # fills the cache (or what ``before`` keeps of it)
-    per_kind: dict[str, list[float]] = {}
-    round_times = []
-    wall = time.perf_counter()
-    while len(round_times) < max_rounds and (
-        not round_times or time.perf_counter() - wall < seconds
-    ):
-        round_times.append(timed_round(driver, per_kind, before))
-    spent = sum(round_times)
-    requests = len(round_times) * len(driver.urls)
-    round_rps = sorted(len(driver.urls) / t for t in round_times)
+
+def redis_counters(client) -> dict[str, int]:
+    """The Redis server's commands processed (but pings and INFO) and key hits and misses."""
+    info = client.info("stats")
+    calls = client.info("commandstats")
     return {
-        "rounds": len(round_times),
-        "requests": requests,
-        "seconds": round(spent, 3),
-        "rps": round(requests / spent, 1),
-        "round_rps_min_median_max": [
-            round(round_rps[0], 1),
-            round(round_rps[len(round_rps) // 2], 1),
-            round(round_rps[-1], 1),
-        ],
-        "mean_ms_by_page": {k: round(1000 * sum(v) / len(v), 3) for k, v in per_kind.items()},
+        "commands": sum(
+            entry["calls"] for name, entry in calls.items() if not name.startswith(_BACKGROUND)
+        ),
+        "keyspace_hits": info["keyspace_hits"],
+        "keyspace_misses": info["keyspace_misses"],
+    }
+
+
+def evidence(driver: Driver, url: str, before, redis_client) -> dict:
+    """One request of ``url`` (after ``before()``), with what proves what it measured:
+    statements sent to the database, Strata's query cache counters, the Redis server's
+    commands and key hits (only this process is running a request meanwhile), and the
+    ``X-Strata`` header."""
+    from strata.querycache.stats import reset_stats, stats
+
+    if before is not None:
+        before()
+    reset_stats()
+    redis_before = redis_counters(redis_client)
+    with count_queries() as sent:
+        _, headers, _, _ = driver.request(url)
+    redis_after = redis_counters(redis_client)
+    redis_delta = {k: redis_after[k] - redis_before[k] for k in redis_after}
+    return {
+        "queries": len(sent),
+        "strata_stats": dict(stats),
+        "redis": redis_delta,
+        "x_strata": headers.get("x-strata"),
     }
 
 
@@ -239,12 +299,12 @@ def measure_invalidation(driver: Driver, article_id: int, user_id: int, article_
     comment = Comment.objects.create(article_id=article_id, user_id=user_id, body=marker)
     after_insert = driver.queries_per_url()
     # The page must show the new comment at once: a cache that served it stale fails here.
-    fresh_after_insert = marker in driver.get(article_url).content.decode()
+    fresh_after_insert = marker in driver.get(article_url).decode()
     driver.round()
     settled = driver.queries_per_url()
     comment.delete()
     after_delete = driver.queries_per_url()
-    fresh_after_delete = marker not in driver.get(article_url).content.decode()
+    fresh_after_delete = marker not in driver.get(article_url).decode()
 
     def extra(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
         return {url: after[url] - before[url] for url in driver.urls if after[url] != before[url]}
@@ -263,52 +323,65 @@ def measure_invalidation(driver: Driver, article_id: int, user_id: int, article_
     }
 
 
-def strata_counters() -> dict[str, int]:
-    from strata.querycache.stats import stats
+def serve(variant: str) -> None:
+    """Answer the parent's commands, one JSON object a line on stdin, one a line on stdout."""
+    import redis
+    from django.conf import settings
 
-    return dict(stats)
+    from strata.querycache.monkey_patch import is_installed
+
+    urls, article_id, user_id = pick_urls()
+    driver = Driver(urls)
+    clear = clear_function(variant)
+    drop_results = drop_results_function(variant)
+    before = {"warm": None, "cold": clear, "miss": drop_results}
+    redis_client = redis.Redis.from_url(os.environ["CACHE_URL"])
+    clear()
+    out = sys.stdout
+    sys.stdout = sys.stderr  # anything the site prints must not reach the parent's pipe
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command["op"]
+        if op == "describe":
+            answer = {
+                "variant": variant,
+                "installed_apps": [
+                    a for a in settings.INSTALLED_APPS if a in ("cachalot", "cacheops")
+                ],
+                "strata_query_cache_installed": is_installed(),
+                "strata_page_cache": settings.STRATA.get("PAGE_CACHE"),
+                "strata_fragment_cache": settings.STRATA.get("FRAGMENT_CACHE"),
+                "urls": urls,
+            }
+        elif op == "burst":
+            phase, url = command["phase"], command["url"]
+            if phase == "warm":
+                driver.get(url)  # fills what another phase emptied
+            answer = burst(driver, url, command["n"], before[phase])
+        elif op == "evidence":
+            phase, url = command["phase"], command["url"]
+            driver.get(url)
+            answer = evidence(driver, url, before[phase], redis_client)
+        elif op == "writes":
+            answer = measure_writes(driver, article_id, user_id, command["seconds"])
+        elif op == "invalidation":
+            answer = measure_invalidation(driver, article_id, user_id, urls[1])
+        elif op == "words":
+            answer = sorted(driver.words)
+        elif op == "quit":
+            break
+        else:
+            raise SystemExit(f"unknown command {op!r}")
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("variant")
-    parser.add_argument("--seconds", type=float, default=6)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-
     setup(args.variant)
-    from django.conf import settings
-
-    from strata.querycache.monkey_patch import is_installed
-    from strata.querycache.stats import reset_stats
-
-    urls, article_id, user_id = pick_urls()
-    driver = Driver(urls)
-    clear = clear_function(args.variant)
-    drop_results = drop_results_function(args.variant)
-    clear()
-    result: dict = {
-        "variant": args.variant,
-        "installed_apps": [a for a in settings.INSTALLED_APPS if a in ("cachalot", "cacheops")],
-        "strata_query_cache_installed": is_installed(),
-        "urls": urls,
-    }
-    phases = [
-        # warm: every result cached; cold: the cache emptied before each request;
-        # miss: results thrown away before each request, bookkeeping kept.
-        ("warm", lambda: measure_rounds(driver, args.seconds)),
-        ("cold", lambda: measure_rounds(driver, args.seconds, before=clear)),
-        ("miss", lambda: measure_rounds(driver, args.seconds, before=drop_results)),
-        ("write", lambda: measure_writes(driver, article_id, user_id, min(args.seconds, 3))),
-        ("invalidation", lambda: measure_invalidation(driver, article_id, user_id, urls[1])),
-    ]
-    for name, phase in phases:
-        reset_stats()
-        result[name] = phase()
-        if is_installed():
-            result[name]["strata_stats"] = strata_counters()
-        print(f"  {args.variant}: {name} done", file=sys.stderr, flush=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    serve(args.variant)
 
 
 if __name__ == "__main__":

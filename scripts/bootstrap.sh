@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-stack,redis,memcached,postgres,uwsgi,demo,chart,browser,dev}
+EXTRAS=${EXTRAS:-stack,redis,memcached,postgres,uwsgi,granian,demo,chart,browser,dev}
 PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql pgbouncer wrk openssl chromium iproute2"
 
 say() { printf 'bootstrap: %s\n' "$*"; }

@@ -69,6 +69,7 @@ CHECK_IDS = {
     "strata.W043": "no `BENCH_SECRET`: bench mode uses `PURGE_SECRET` (deprecated)",
     "strata.E044": "`BUS` is not a dict, has unknown keys, or wrong values",
     "strata.W045": "accelerators are configured but the cache holds no invalidation log",
+    "strata.E046": "`NEAR_CACHE` is not a dict, has unknown keys, or wrong values",
 }
 """Every ID Strata's checks can emit, with what it means."""
 

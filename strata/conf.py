@@ -29,6 +29,8 @@ __all__ = [
     "PageCacheSettings",
     "FragmentCacheSettings",
     "TimingSettings",
+    "BusSettings",
+    "NearCacheSettings",
     "declared",
     "default",
     "settings_table",
@@ -88,6 +90,15 @@ class BusSettings:
     enabled: bool
     max_entries: int
     fence_after: float
+
+
+@dataclass(frozen=True)
+class NearCacheSettings:
+    """The validated ``STRATA['NEAR_CACHE']`` block."""
+
+    enabled: bool
+    max_bytes: int
+    silence: float
 
 
 @dataclass(frozen=True)
@@ -333,6 +344,42 @@ BUS = Block(
     holds=BusSettings,
 )
 
+# On without its block, like the bus: it serves what Redis would, only without the round
+# trip, and it is off by itself wherever Redis cannot push (docs/near-cache.md).
+NEAR_CACHE = Block(
+    "NEAR_CACHE",
+    "strata.E046",
+    "a copy of hot versions, pages, query results and fragments in each process, kept "
+    "exact by Redis's invalidation pushes (``docs/near-cache.md``)",
+    (
+        Setting(
+            "ENABLED",
+            Flag(),
+            True,
+            "strata.E046",
+            "on Django's Redis cache, keep what this process read from it while Redis says "
+            "it has not changed",
+        ),
+        Setting(
+            "MAX_BYTES",
+            Whole(0),
+            32 * 1024 * 1024,
+            "strata.E046",
+            "bytes of copies kept per process and cache at most (the oldest go first)",
+        ),
+        Setting(
+            "SILENCE",
+            Seconds(0.2),
+            1.0,
+            "strata.E046",
+            "seconds without a word on the push connection after which every copy is "
+            "dropped, and none is used until Redis answers again",
+        ),
+    ),
+    attribute="near_cache",
+    holds=NearCacheSettings,
+)
+
 SETTINGS: tuple[Setting | Block, ...] = (
     Setting(
         "HEALTH_PATH",
@@ -408,6 +455,7 @@ SETTINGS: tuple[Setting | Block, ...] = (
         "seconds a request that wrote waits for its first purge before its response goes out",
     ),
     BUS,
+    NEAR_CACHE,
     Setting(
         "TAGS_HEADER_LIMIT",
         Whole(100),
@@ -475,6 +523,7 @@ class StrataSettings:
     purge_delay: float
     purge_wait: float
     bus: BusSettings
+    near_cache: NearCacheSettings
     tags_header_limit: int
     timing: TimingSettings
     replicas: tuple[str, ...]

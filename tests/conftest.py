@@ -1,4 +1,4 @@
-"""Session-wide fixtures: one real stack (PostgreSQL, Redis, Gunicorn, Varnish, HAProxy)."""
+"""Session-wide fixtures: one real stack (PostgreSQL, Redis, uWSGI, Varnish, HAProxy)."""
 
 from __future__ import annotations
 

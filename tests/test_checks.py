@@ -299,6 +299,9 @@ def test_personal_holes_without_strata_urls_are_flagged(settings):
         ({"TIMING": {"SERVER_TIMING": "public"}}, "strata.E024"),
         ({"BUS": {"MAX_ENTRIES": 10}}, "strata.E044"),
         ({"BUS": {"FENCE_AFTER": "soon"}}, "strata.E044"),
+        ({"NEAR_CACHE": {"MAX_BYTES": -1}}, "strata.E046"),
+        ({"NEAR_CACHE": {"SILENCE": 0}}, "strata.E046"),
+        ({"NEAR_CACHE": {"SIZE": "64M"}}, "strata.E046"),
     ],
 )
 def test_page_settings_are_checked(settings, strata, check_id):

@@ -90,6 +90,11 @@ def test_home_lists_latest_20_articles_with_comment_counts(client, seeded):
         assert f'href="/articles/{article.slug}/"' in html
         assert f"{count} comment" in html
         assert f'href="/authors/{article.author.slug}/"' in html
+    # The list is a cached fragment; a new comment shows in its count at once.
+    first = listed[0]
+    Comment.objects.create(article=first, user=get_user_model().objects.first(), body="New")
+    again = client.get("/").content.decode()
+    assert f'#comments">{first.comment_count + 1} comment' in again
 
 
 def test_home_shows_an_excerpt_of_each_body(client, seeded):

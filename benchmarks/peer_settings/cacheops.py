@@ -1,6 +1,6 @@
-"""The demo with django-cacheops: every newsroom and auth query, in Redis database 1.
+"""The demo with django-cacheops: every newsroom and auth query, in Redis.
 
-``CACHEOPS_REDIS`` is the Redis of ``CACHE_URL`` with database 1 instead of 0, so the
+``CACHEOPS_REDIS`` is the Redis of ``CACHE_URL`` with the next database number, so the
 Django cache (sessions) and cacheops do not share a keyspace.
 """
 
@@ -10,10 +10,17 @@ from urllib.parse import urlsplit
 from newsroom_site.settings import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "cacheops"]  # noqa: F405
-STRATA = {**STRATA, "QUERY_CACHE": {"ENABLED": False}}  # noqa: F405
+STRATA = {
+    **STRATA,  # noqa: F405
+    "QUERY_CACHE": {"ENABLED": False},
+    # The query caches alone: a page or fragment hit would answer before any query.
+    "PAGE_CACHE": {"ENABLED": False},
+    "FRAGMENT_CACHE": {"ENABLED": False},
+}
 
 _redis = urlsplit(os.environ["CACHE_URL"])
-CACHEOPS_REDIS = f"redis://{_redis.netloc}/1"
+_db = int(_redis.path.strip("/") or 0)
+CACHEOPS_REDIS = f"redis://{_redis.netloc}/{_db + 1}"
 CACHEOPS = {
     "newsroom.*": {"ops": "all", "timeout": 600},
     "auth.*": {"ops": "all", "timeout": 600},

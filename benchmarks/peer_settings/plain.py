@@ -2,4 +2,10 @@
 
 from newsroom_site.settings import *  # noqa: F403
 
-STRATA = {**STRATA, "QUERY_CACHE": {"ENABLED": False}}  # noqa: F405
+STRATA = {
+    **STRATA,  # noqa: F405
+    "QUERY_CACHE": {"ENABLED": False},
+    # The query caches alone: a page or fragment hit would answer before any query.
+    "PAGE_CACHE": {"ENABLED": False},
+    "FRAGMENT_CACHE": {"ENABLED": False},
+}

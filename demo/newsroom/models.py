@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 from django.conf import settings
 from django.db import models
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
+from django.utils.translation import get_language
 
 EXCERPT_LENGTH = 800
+
+# What the ``slug`` path converter accepts; a URL is built by hand only for such a slug.
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+_PLACEHOLDER = "slug-placeholder"
+
+
+# What a URL depends on besides its name and arguments (a prefix may be translated).
+def _where() -> tuple[str | None, str, str | None]:
+    return get_urlconf(), get_script_prefix(), get_language()
+
+
+@lru_cache(maxsize=64)
+def _reversed(name: str, urlconf: str | None, script_prefix: str, language: str | None) -> str:
+    return reverse(name, urlconf=urlconf)
+
+
+def fixed_url(name: str) -> str:
+    """``reverse(name)`` for a URL without arguments, reversed once (see :func:`slug_url`)."""
+    return _reversed(name, *_where())
+
+
+@lru_cache(maxsize=64)
+def _around_slug(
+    name: str, urlconf: str | None, script_prefix: str, language: str | None
+) -> tuple[str, str]:
+    """What ``reverse(name, args=[slug])`` puts before and after the slug."""
+    url = reverse(name, urlconf=urlconf, args=[_PLACEHOLDER])
+    before, _, after = url.rpartition(_PLACEHOLDER)
+    return before, after
+
+
+def slug_url(name: str, slug: str) -> str:
+    """``reverse(name, args=[slug])`` for a URL whose only argument is a slug, reversed once.
+
+    A listing links every article, author and tag it shows: about 180 ``reverse()``
+    calls on the home page, each a walk through the resolver's tables, a fifth of the
+    time its templates took to render. The URL around the slug is the same for every
+    object, so it is reversed once per URL name, URLconf, script prefix and language
+    (each can change between requests, so each is part of the key), and a slug, which the
+    ``slug`` converter lets through unquoted, is put in between.
+    """
+    if not _SLUG.fullmatch(slug):
+        return reverse(name, args=[slug])  # the converter's error, or its quoting
+    before, after = _around_slug(name, *_where())
+    return before + slug + after
 
 
 class Author(models.Model):
@@ -32,7 +81,7 @@ class Author(models.Model):
 
     def get_absolute_url(self) -> str:
         """The author's page."""
-        return reverse("author_detail", args=[self.slug])
+        return slug_url("author_detail", self.slug)
 
 
 class Tag(models.Model):
@@ -49,7 +98,7 @@ class Tag(models.Model):
 
     def get_absolute_url(self) -> str:
         """The tag's page."""
-        return reverse("tag_detail", args=[self.slug])
+        return slug_url("tag_detail", self.slug)
 
 
 class Article(models.Model):
@@ -71,12 +120,17 @@ class Article(models.Model):
 
     def get_absolute_url(self) -> str:
         """The article's page."""
-        return reverse("article_detail", args=[self.slug])
+        return slug_url("article_detail", self.slug)
 
     @property
     def excerpt(self) -> str:
         """The start of the body as one paragraph, cut at a word near ``EXCERPT_LENGTH``."""
-        text = " ".join(self.body.split())
+        # Only the start of the body is normalised: the whitespace of a prefix collapses
+        # to a prefix of the whole body's, and once that is longer than the excerpt the
+        # cut below is the same. A whole body (3 KB in the demo) cost four times as much.
+        text = " ".join(self.body[: 2 * EXCERPT_LENGTH].split())
+        if len(text) <= EXCERPT_LENGTH:
+            text = " ".join(self.body.split())
         if len(text) <= EXCERPT_LENGTH:
             return text
         cut = text.rfind(" ", 0, EXCERPT_LENGTH)

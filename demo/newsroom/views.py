@@ -5,7 +5,16 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import InvalidPage, Page, Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import (
+    Count,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+)
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
@@ -30,17 +39,44 @@ def _listed(articles: QuerySet) -> QuerySet:
     """Articles newest first, with what a listing shows beside each title.
 
     The order is explicit because Django drops ``Meta.ordering`` from aggregate queries,
-    and the ``id`` breaks ties so that pages never overlap.
+    and the ``id`` breaks ties so that pages never overlap. The tags are prefetched into
+    a plain list, ``article.tag_list``: ``article.tags.all`` in a template builds a
+    related manager for every article before it finds the prefetched rows.
     """
     return (
-        articles.select_related("author").prefetch_related("tags").order_by("-published_at", "-id")
+        articles.select_related("author")
+        .prefetch_related(Prefetch("tags", to_attr="tag_list"))
+        .order_by("-published_at", "-id")
+    )
+
+
+def _comment_count() -> Subquery:
+    """Each article's comments, counted in a subquery: ``SELECT COUNT(id) … WHERE article_id = …``.
+
+    ``annotate(Count("comments"))`` joins every comment to every article and groups the
+    lot before ``ORDER BY … LIMIT 20`` can keep 20 of them: on the demo's 50,000
+    comments that was three quarters of the cold home page (60 ms of 80). The subquery
+    is evaluated for the 20 rows the limit keeps, each an index-only scan of the
+    comments' ``article_id`` index: under a millisecond. ``COUNT`` is a plain function
+    here, not an aggregate, so the subquery has no GROUP BY and counts 0 for an article
+    without comments (instead of a NULL).
+    """
+    return Subquery(
+        Comment.objects.filter(article=OuterRef("pk"))
+        .order_by()
+        .annotate(n=Func(F("pk"), function="COUNT", output_field=IntegerField()))
+        .values("n")
     )
 
 
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    """The latest articles with their comment counts, all tags and the busiest authors."""
-    articles = _listed(Article.objects.annotate(comment_count=Count("comments")))
+    """The latest articles with their comment counts, all tags and the busiest authors.
+
+    The querysets are lazy: the template evaluates them inside its ``{% cached %}``
+    blocks, so a fragment served from the cache runs none of them.
+    """
+    articles = _listed(Article.objects.annotate(comment_count=_comment_count()))
     authors = Author.objects.annotate(article_count=Count("articles")).order_by(
         "-article_count", "name", "slug"
     )

@@ -13,7 +13,7 @@ from typing import NoReturn
 
 __all__ = ["STACK_MODULES", "main", "missing_stack_modules"]
 
-STACK_MODULES = ("click", "rich", "jinja2", "gunicorn")
+STACK_MODULES = ("click", "rich", "jinja2", "pyuwsgi", "gunicorn")
 """What the command line imports or runs, all from the ``stack`` extra."""
 
 INSTALL = 'pip install "django-strata[stack]"'

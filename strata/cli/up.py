@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from ..stack.appserver import DjangoProject
+from ..stack.appserver import APP_SERVERS, DjangoProject
 from ..stack.config import BALANCES, MAX_ACCELERATORS, MAX_HOSTS, StackConfig, demo_project
 from ..stack.errors import StackError
 from ..stack.hosts import remove_network
@@ -111,7 +111,7 @@ def _fail(error: StackError) -> NoReturn:
     help="Worker processes per app server.",
 )
 @click.option(
-    "--app-server", type=click.Choice(["gunicorn", "uwsgi"]), default="gunicorn", show_default=True
+    "--app-server", type=click.Choice(list(APP_SERVERS)), default="uwsgi", show_default=True
 )
 @click.option(
     "--pool",

@@ -93,7 +93,7 @@ ACCELERATOR_KEYS = {
 APP_KEYS = {
     "host": "a host from [hosts]",
     "port": "the app server's HTTP port",
-    "kind": "gunicorn or uwsgi",
+    "kind": "uwsgi (the default) or gunicorn",
     "workers": "worker processes",
     "timeout": "seconds before a stuck worker is replaced",
 }
@@ -379,12 +379,12 @@ class _Reader:
         return accelerators
 
     def app_servers(self, root: Table) -> list[AppServer]:
-        """``[[app_server]]``: Gunicorn or uWSGI instances."""
+        """``[[app_server]]``: uWSGI or Gunicorn instances."""
         app_servers = []
         for i, t in enumerate(root.tables("app_server", APP_KEYS, required=True)):
             host = self.host_of(t)
             port = t.port("port", 8000)
-            kind = t.choice("kind", APP_SERVER_KINDS, "gunicorn")
+            kind = t.choice("kind", APP_SERVER_KINDS, "uwsgi")
             workers = t.integer("workers", 1, 256, 2)
             timeout = t.integer("timeout", 1, 3600, 30)
             if host:

@@ -11,6 +11,7 @@ from .cache import (
     forget_remembered,
     fragment_key,
     render_cached,
+    rendering_to_store,
     reset_stats,
     source_digest,
     stats,
@@ -27,4 +28,5 @@ __all__ = [
     "stats",
     "reset_stats",
     "forget_remembered",
+    "rendering_to_store",
 ]

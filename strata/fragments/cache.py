@@ -42,6 +42,7 @@ import pickle
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -56,6 +57,7 @@ from django.utils.translation import get_language
 from ..conf import strata_settings
 from ..querycache.control import caching_is_disabled
 from ..tags.invalidation import dirty_tables
+from ..tags.keyspace import FRAGMENT_PREFIX
 from ..tags.recorder import current_recorder, record, recording
 from ..tags.stores import version_store
 from ..tags.versions import CacheUnavailable, VersionStore
@@ -70,11 +72,10 @@ __all__ = [
     "stats",
     "reset_stats",
     "forget_remembered",
+    "rendering_to_store",
 ]
 
 log = logging.getLogger("strata.fragments")
-
-FRAGMENT_PREFIX = "strata:f:"
 
 stats: Counter[str] = Counter()
 """Per-process counters: ``hit``, ``miss``, ``store``, ``bypass:<reason>``, ``error``."""
@@ -222,6 +223,19 @@ def forget_remembered() -> None:
 
 # -- the mechanism ----------------------------------------------------------------------
 
+_to_store: ContextVar[bool] = ContextVar("strata_fragment_to_store", default=False)
+
+
+def rendering_to_store() -> bool:
+    """True while a block renders markup that may be stored and served to other requests.
+
+    Such markup must suit every request that can get it: a tag that would render
+    something only for this one (``{% personal %}`` fills a visitor's box in place) must
+    render what every request can use instead (the hole).
+    """
+    return _to_store.get()
+
+
 _warned: set[Fragment] = set()
 
 
@@ -310,7 +324,12 @@ def render_cached(
     stats["miss"] += 1
     with recording() as own:
         own.merge(enclosing)  # what the page read before the block: its context
-        html = render()
+        # An enclosing block being stored stores this block's markup inside its own.
+        to_store = _to_store.set(timeout > 0 or _to_store.get())
+        try:
+            html = render()
+        finally:
+            _to_store.reset(to_store)
     if not own.cacheable or timeout <= 0:
         return html
     try:

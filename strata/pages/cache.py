@@ -160,6 +160,11 @@ class PageCache:
         entry, versions = self._lookup(key)
         return key, entry, versions
 
+    def look_up_key(self, key: str) -> tuple[str, Entry | None, dict]:
+        """:meth:`fresh_hit` for a request already found cacheable under ``key``."""
+        entry, versions = self._lookup(key)
+        return key, entry, versions
+
     def is_fresh_hit(self, entry: Entry | None, versions: dict) -> TypeGuard[Page]:
         """True when ``entry`` is a page that may be served as it is."""
         return type(entry) is Page and self._valid(entry, versions) and clock() < entry.fresh_until
@@ -225,18 +230,29 @@ class PageCache:
     # -- mechanism ----------------------------------------------------------------------
 
     def _lookup(self, key: str) -> tuple[Entry | None, dict]:
-        """The stored entry and the current versions of its tags (and of ``*``)."""
+        """The stored entry and the current versions of its tags (and of ``*``).
+
+        With a near cache, a page found valid is kept in this process until one of its
+        versions (or the page's own key) changes: the next hit is one dictionary lookup.
+        """
+        store = self.store
+        checked = store.checked(key)
+        if checked is not None:
+            return checked, checked.snapshot  # its versions are the current ones
+        token = store.check_token()
         remembered = self._memo.get(key, ())
         tags = (ALL, *remembered)
-        versions, extras = self.store.get_with(tags, [key])
+        versions, extras = store.get_with(tags, [key])
         entry = extras.get(key)
         if type(entry) is Page:
             unknown = [tag for tag in entry.snapshot if tag not in versions]
             if unknown:
-                more, _ = self.store.get_with(unknown)
+                more, _ = store.get_with(unknown)
                 versions.update(more)
             if unknown or not remembered:
                 self._remember(key, tuple(entry.snapshot))
+            if token is not None and self._valid(entry, versions):
+                store.keep_checked(key, entry, entry.snapshot, [key], token, len(entry.content))
         return entry, versions
 
     def _remember(self, key: str, tags: tuple[str, ...]) -> None:
@@ -249,6 +265,8 @@ class PageCache:
 
     @staticmethod
     def _valid(page: Page, versions: dict) -> bool:
+        if versions is page.snapshot:
+            return True  # checked in this process, and nothing changed since (_lookup)
         return all(versions.get(tag) == version for tag, version in page.snapshot.items())
 
     @staticmethod

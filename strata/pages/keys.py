@@ -18,6 +18,8 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.utils.encoding import escape_uri_path
 
+from ..tags.keyspace import PAGE_PREFIX
+
 __all__ = [
     "PAGE_PREFIX",
     "NotCacheable",
@@ -27,9 +29,7 @@ __all__ = [
     "page_key",
 ]
 
-PAGE_PREFIX = "strata:p2:"
-"""Before every page key; its number changes with the shape of the entries
-(:mod:`strata.pages.entries`), so that an entry of another version is never read."""
+# Before every page key (strata.tags.keyspace, where every prefix is).
 
 
 class NotCacheable(Exception):

@@ -27,6 +27,7 @@ from ..conf import strata_settings
 from ..replicas.positions import replica_behind
 from ..signals import schema_changed
 from ..tags.invalidation import dirty_tables, note_row_locks, transaction_open
+from ..tags.keyspace import RESULT_PREFIX
 from ..tags.naming import ALL
 from ..tags.recorder import record, recording_active, taint
 from ..tags.stores import version_store
@@ -46,8 +47,6 @@ from .stats import stats
 log = logging.getLogger("strata.querycache")
 
 __all__ = ["read", "forget_memo", "RESULT_PREFIX"]
-
-RESULT_PREFIX = "strata:q:"
 
 
 def _connection_identity(connection) -> str:

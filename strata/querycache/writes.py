@@ -531,6 +531,8 @@ def _insert_tags(compiler, info, returning_fields, want_pk, rows) -> set[str]:
     table = query.model._meta.db_table
     if info is None or query.on_conflict == OnConflict.UPDATE:
         return _whole(table)  # existing rows changed, old values unknown
+    if len(query.objs) > strata_settings().write_row_limit:
+        return _whole(table)  # as for updates and deletes: the table, not each row
     tags = {table_tag(table)}
     written = {f.column for f in query.fields}
     if not written.issuperset(set(info.condition_columns) - set(info.pk_columns)):

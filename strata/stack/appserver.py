@@ -1,17 +1,21 @@
-"""The app servers: a pool of Gunicorn (default) or uWSGI instances running Django."""
+"""The app servers: a pool of Gunicorn (default), uWSGI or Granian instances running Django."""
 
 from __future__ import annotations
 
+import http.client
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .errors import StackError
 from .probes import http_get
 from .program import Program, program_version
 from .render import write_config
 
-__all__ = ["DjangoProject", "Gunicorn", "UWSGI", "APP_SERVERS"]
+__all__ = ["DjangoProject", "Gunicorn", "UWSGI", "Granian", "APP_SERVERS"]
 
 
 @dataclass
@@ -65,7 +69,12 @@ class AppServer(Program):
             timeout=self.timeout,
             project_dir=self.project.directory,
             wsgi_app=self.wsgi_module_app(),
+            **self.template_options(),
         )
+
+    def template_options(self) -> dict[str, Any]:
+        """What this server's template needs beyond what every app server's does."""
+        return {}
 
     def wsgi_module_app(self) -> str:
         """The WSGI application in this server's notation: always Strata's, which loads
@@ -129,6 +138,28 @@ class UWSGI(AppServer):
     implementation = "uWSGI"
     template = "uwsgi.ini.j2"
     config_name = "uwsgi.ini"
+    keep_alive = False
+    """``http11-socket`` instead of ``http-socket``: HAProxy keeps connections open. Off:
+    uWSGI then holds the connection after every response, and one without Content-Length
+    ends only when its socket timeout (4 s) closes it (docs/stack.md, app servers)."""
+
+    def template_options(self) -> dict[str, Any]:
+        return {"keep_alive": self.keep_alive}
+
+    def healthy(self) -> bool:
+        if not self.keep_alive:
+            return super().healthy()
+        # http11-socket keeps every HTTP/1.1 connection open, whatever the response (it adds
+        # no Content-Length and ignores "Connection: close"): a probe of a response without
+        # Content-Length would wait out the socket timeout. It closes after HTTP/1.0.
+        conn = _HTTP10Connection(self.host, self.port, timeout=2)
+        try:
+            conn.request("GET", self.project.health_path)
+            return conn.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
 
     def _binary(self) -> str:
         beside = Path(sys.executable).with_name("uwsgi")
@@ -141,4 +172,51 @@ class UWSGI(AppServer):
         return [self._binary(), "--ini", str(self.config_path)]
 
 
-APP_SERVERS = {"gunicorn": Gunicorn, "uwsgi": UWSGI}
+class _HTTP10Connection(http.client.HTTPConnection):
+    _http_vsn = 10
+    _http_vsn_str = "HTTP/1.0"
+
+
+class Granian(AppServer):
+    """Granian (a Rust HTTP server) on its WSGI interface, one request at a time per worker.
+
+    Configured on its command line: it reads no configuration file. Unlike Gunicorn and
+    uWSGI it has no per-request timeout; HAProxy's ``timeout server`` bounds a request.
+    """
+
+    implementation = "Granian"
+
+    def version(self) -> str:
+        try:
+            from granian import __version__
+        except ImportError:
+            return "?"
+        return __version__
+
+    def prepare(self) -> None:
+        """Nothing to render (the configuration is in :meth:`argv`): check it is installed."""
+        if importlib.util.find_spec("granian") is None:
+            raise StackError(
+                self.name, 'Granian is not installed: pip install "django-strata[granian]"'
+            )
+
+    def argv(self) -> list[str]:
+        host, port, workers = self.host, self.port, self.workers
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "wsgi"),
+            *("--host", host, "--port", str(port), "--working-dir", str(self.project.directory)),
+            *("--workers", str(workers), "--respawn-failed-workers"),
+            # One Python thread per worker, as Gunicorn's sync workers and uWSGI's processes
+            # run: the default (hundreds per worker) contends for the GIL and opens a
+            # database connection per thread. HAProxy's maxconn queues the excess.
+            *("--blocking-threads", "1", "--runtime-threads", "1"),
+            # HAProxy speaks HTTP/1.1 to the pool; no protocol sniffing, no websockets.
+            *("--http", "1", "--no-ws"),
+            # SIGTERM: stop accepting, let workers finish, then kill what is left.
+            *("--workers-kill-timeout", str(max(1, min(self.timeout, 10)))),
+            *("--log-level", "warning"),
+            self.wsgi_module_app(),
+        ]
+
+
+APP_SERVERS = {"gunicorn": Gunicorn, "uwsgi": UWSGI, "granian": Granian}

@@ -84,7 +84,7 @@ class StackConfig:
     port: int = 8000
     app_servers: int = field(default_factory=lambda: os.cpu_count() or 2)
     workers: int = 2
-    app_server: str = "gunicorn"
+    app_server: str = "uwsgi"
     pool: str = "haproxy"  # who balances the app servers behind Varnish: haproxy | varnish
     accelerators: int = 1  # Varnish nodes behind the load balancer
     balance: str = "roundrobin"  # how HAProxy spreads pages over them: roundrobin | uri-consistent

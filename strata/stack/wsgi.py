@@ -14,6 +14,7 @@ The app servers load ``strata.stack.wsgi:application``, which is:
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -88,4 +89,17 @@ def _with_static_files(app, settings):
     )
 
 
+def _freeze_before_fork() -> None:
+    """Under uWSGI, which loads the application in its master and then forks: the objects
+    made while loading live as long as the process, and once frozen the collector never
+    touches them, so the workers keep sharing their pages (Gunicorn's configuration does
+    the same in ``post_fork``)."""
+    try:
+        import_module("uwsgi")  # only inside uWSGI
+    except ImportError:
+        return
+    gc.freeze()
+
+
 application = load_application()
+_freeze_before_fork()

@@ -30,6 +30,9 @@ _EPOCH = "strata epoch"
 class SentinelVersionStore(RedisVersionStore):
     """:class:`RedisVersionStore` whose versions carry the failover epoch."""
 
+    # The push connection would stay with a primary that Sentinel has replaced.
+    near_cache_allowed = False
+
     def __init__(self, cache_alias: str):
         super().__init__(cache_alias)
         self._epoch_keys = self.cache.epoch_keys

@@ -2,13 +2,13 @@
 
 The stores themselves live below: :mod:`.versions` (any Django cache), :mod:`.redis_store`
 (Django's Redis backend), :mod:`.failover` (Redis behind Sentinel) and :mod:`.pool` (a pool
-of Memcached servers). A store is built from ``CACHES``, so it is forgotten when that
-setting changes.
+of Memcached servers). A store is built from ``CACHES`` and ``STRATA``, so it is closed and forgotten when either
+changes.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 
 from django.core.cache import caches
 from django.core.signals import setting_changed
@@ -21,9 +21,35 @@ from .versions import VersionStore
 __all__ = ["version_store"]
 
 
-@cache
-def version_store(cache_alias: str) -> VersionStore:
-    """The version store for a cache alias (one per process)."""
+class _Stores:
+    """One version store per cache alias and process; ``cache_clear()`` closes and forgets them."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, VersionStore] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, cache_alias: str) -> VersionStore:
+        store = self._stores.get(cache_alias)
+        if store is None:
+            with self._lock:
+                store = self._stores.get(cache_alias)
+                if store is None:
+                    store = self._stores[cache_alias] = _make_store(cache_alias)
+        return store
+
+    def cache_clear(self) -> None:
+        """Close every store (their near caches' connections) and make new ones on next use."""
+        with self._lock:
+            stores, self._stores = self._stores, {}
+        for store in stores.values():
+            store.close()
+
+
+version_store = _Stores()
+"""``version_store(alias)``: the version store for a cache alias (one per process)."""
+
+
+def _make_store(cache_alias: str) -> VersionStore:
     backend = caches[cache_alias]
     if getattr(backend, "epoch_keys", None):  # strata.cache.SentinelRedisCache
         return SentinelVersionStore(cache_alias)  # versions carry the failover epoch
@@ -44,7 +70,7 @@ def _is_django_redis(backend) -> bool:
 
 
 def _forget_stores(setting: str, **kwargs) -> None:
-    if setting == "CACHES":
+    if setting in ("CACHES", "STRATA"):
         version_store.cache_clear()
 
 

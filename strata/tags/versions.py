@@ -27,6 +27,7 @@ from typing import TypeGuard
 
 from django.core.cache import caches
 
+from .keyspace import VERSION_PREFIX
 from .recorder import outermost_recorder
 
 __all__ = [
@@ -42,9 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("strata.tags")
-
-VERSION_PREFIX = "strata:v:"
-"""Cache key prefix of a tag's version (before the cache's own ``make_key``)."""
 
 
 class CacheUnavailable(Exception):
@@ -102,6 +100,29 @@ class VersionStore:
     @property
     def cache(self):
         return caches[self.cache_alias]
+
+    def close(self) -> None:
+        """Release what the store holds besides the cache's own connections (none here)."""
+
+    def sync(self, timeout: float = 2.0) -> bool:
+        """Wait until this process sees every write the cache made before now (a store
+        with a near cache waits for its pushes; this one reads the cache every time)."""
+        return True
+
+    # A store with a near cache (RedisVersionStore) keeps values checked against versions
+    # in this process until one of those versions changes; this one keeps none.
+
+    def check_token(self) -> int | None:
+        """Taken before reading what a value will be checked against (see :meth:`keep_checked`)."""
+        return None
+
+    def keep_checked(self, name: str, value, tags, keys, token: int | None, size: int) -> None:
+        """Keep ``value``, found valid against the versions of ``tags`` and the values of
+        ``keys`` read after ``token``, until any of them changes."""
+
+    def checked(self, name: str):
+        """What :meth:`keep_checked` kept under ``name`` and is still valid, or None."""
+        return None
 
     @staticmethod
     def key(tag: str) -> str:

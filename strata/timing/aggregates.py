@@ -41,6 +41,7 @@ from django.http import HttpRequest
 from ..conf import strata_settings
 from ..edge.outcomes import Outcome
 from ..edge.purge import purger
+from ..tags.stores import version_store
 from .collector import CACHE, DB, SECTIONS, TEMPLATE, RequestTiming
 
 __all__ = [
@@ -249,7 +250,14 @@ def local() -> dict:
         "flushed": time.time(),
         "views": views,
         "purges": _purge_status(),
+        "near_cache": _near_cache_figures(conf.cache_alias),
     }
+
+
+def _near_cache_figures(cache_alias: str) -> dict | None:
+    """This process's near cache: entries, bytes and counters (None where it is off)."""
+    near = getattr(version_store(cache_alias), "near", None)
+    return near.figures() if near is not None else None
 
 
 def _purge_status() -> dict | None:
@@ -338,7 +346,8 @@ def read_all() -> dict:
     "buckets_ms": [...], "views": {view: {kind: {"count", "total_ms", "db_ms",
     "cache_ms", "template_ms", "app_ms", "queries", "cache_calls", "histogram",
     "slowest": [{"ms", "sql"}]}}}, "purges": {counters summed, "waiting_retry",
-    "last_failure": {"time", "node", "reason"} | None} | None}``. Figures are sums since each process started, as of
+    "last_failure": {"time", "node", "reason"} | None} | None, "near_cache": {"processes",
+    "entries", "bytes", counters summed} | None}``. Figures are sums since each process started, as of
     its last write. Raises what the cache raises when it is unavailable.
     """
     conf = strata_settings()
@@ -354,12 +363,18 @@ def read_all() -> dict:
     processes = []
     views: dict[str, dict] = {}
     purges: dict | None = None
+    near: dict | None = None
     for key in sorted(found):
         payload = found[key]
         if not isinstance(payload, dict):
             continue
         if payload.get("purges"):
             purges = merge_purges(purges or {}, payload["purges"])
+        if payload.get("near_cache"):
+            near = near or {"processes": 0}
+            near["processes"] += 1
+            for name, value in payload["near_cache"].items():
+                near[name] = near.get(name, 0) + value
         processes.append({name: payload.get(name) for name in ("key", "server", "pid")})
         processes[-1].update(started=payload.get("started"), flushed=payload.get("flushed"))
         for view, kinds in payload.get("views", {}).items():
@@ -370,6 +385,7 @@ def read_all() -> dict:
         "buckets_ms": list(BUCKETS_MS),
         "views": views,
         "purges": purges,
+        "near_cache": near,
     }
 
 

@@ -81,12 +81,26 @@ def report() -> dict:
         "buckets_ms": merged["buckets_ms"],
         "views": rows,
         "purges": merged["purges"],
+        "near_cache": merged.get("near_cache"),
         "raw": merged["views"],
     }
     bus = bus_figures()
     if bus is not None:
         data["bus"] = bus
     return data
+
+
+def _near_html(near: dict | None) -> str:
+    if not near:
+        return "<p>Near cache: off.</p>"
+    looked = near.get("hits", 0) + near.get("misses", 0)
+    ratio = f"{100 * near.get('hits', 0) / looked:.1f}% of lookups answered" if looked else "unused"
+    return (
+        f"<p>Near cache: {near['processes']} process(es), {near.get('entries', 0)} copies, "
+        f"{near.get('bytes', 0) / 1e6:.1f} MB; {ratio}; {near.get('invalidated', 0)} "
+        f"invalidated, {near.get('refused', 0)} fills refused, {near.get('evicted', 0)} "
+        f"evicted, {near.get('dropped', 0)} drops (connection lost or silent).</p>"
+    )
 
 
 def _refused() -> HttpResponse:
@@ -155,7 +169,7 @@ def _html(data: dict) -> str:
         "{text-align:left}</style>"
         f"<h1>Where the time goes</h1><p>{processes} live process(es); shares above "
         "30% in bold (no component should take more than about 30% of a request).</p>"
-        f"{purge_line}{_bus_html(data.get('bus'))}<table>{head}{''.join(rows)}</table>"
+        f"{purge_line}{_near_html(data.get('near_cache'))}{_bus_html(data.get('bus'))}<table>{head}{''.join(rows)}</table>"
     )
 
 

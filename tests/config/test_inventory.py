@@ -41,7 +41,7 @@ def test_defaults_fill_in_what_a_one_host_inventory_leaves_out():
     assert inventory.site.wsgi_app == "newsroom_site.wsgi:application"
     assert inventory.site.allowed_hosts == inventory.site.server_names
     assert inventory.site.tls is None
-    assert [a.kind for a in inventory.app_servers] == ["gunicorn"] * 3
+    assert [a.kind for a in inventory.app_servers] == ["uwsgi"] * 3
     assert inventory.accelerators[0].purge_url == "http://127.0.0.1:20080"
 
 
@@ -55,7 +55,7 @@ def test_a_bad_role_names_the_line_and_the_roles_there_are():
 
 
 def test_a_bad_app_server_kind_is_refused():
-    text = example_text().replace('kind = "uwsgi"', 'kind = "mod_wsgi"')
+    text = example_text().replace('kind = "gunicorn"', 'kind = "mod_wsgi"')
     [message] = problems(text)
     assert f"inv.toml:{line_of(text, 'mod_wsgi')}: app_server[4].kind: 'mod_wsgi'" in message
     assert 'expected "gunicorn" or "uwsgi"' in message

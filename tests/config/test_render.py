@@ -31,7 +31,7 @@ EXPECTED = {
     },
     **{
         f"app{i}": [
-            f"etc/strata/app{i}.{'uwsgi.ini' if i == 4 else 'gunicorn.conf.py'}",
+            f"etc/strata/app{i}.{'gunicorn.conf.py' if i == 4 else 'uwsgi.ini'}",
             f"etc/systemd/system/strata-app{i}.service",
             "etc/systemd/system/strata-purger.service",
             "etc/strata/strata_settings.py",

@@ -32,6 +32,7 @@ ALLOWED = {
         [r"(?i)secret", r"client\.ip !~ purgers"],
         [r"(?i)secret", r"client\.ip !~ purgers", r"^\s+# written into the VCL; a missing"],
     ),
+    "uwsgi.ini": ([], []),
     "gunicorn.conf.py": (
         [],
         [r"^control_socket_disable = True$", r"^# (Gunicorn 27 opens|user; none is needed)"],
@@ -65,7 +66,7 @@ def both(tmp_path):
                 app_servers=3,
                 workers=2,
                 pool="haproxy",
-                app_server="gunicorn",
+                app_server="uwsgi",
                 cache="redis",
             )
         )
@@ -121,9 +122,9 @@ def test_app_server_configs_are_strata_ups(both):
     up, config = both
     for name in ("app1", "app2", "app3"):
         _compare(
-            "gunicorn.conf.py",
-            (up / f"{name}.gunicorn.conf.py").read_text(),
-            (config / f"etc/strata/{name}.gunicorn.conf.py").read_text(),
+            "uwsgi.ini",
+            (up / f"{name}.uwsgi.ini").read_text(),
+            (config / f"etc/strata/{name}.uwsgi.ini").read_text(),
         )
 
 

@@ -182,6 +182,23 @@ def test_the_app_server_config_names_the_project(run_dir):
     app.prepare()
     text = app.config_path.read_text()
     # Strata's application, which loads the project's WSGI_APPLICATION (strata.stack.wsgi).
+    assert "module = strata.stack.wsgi:application" in text
+    assert f"chdir = {demo_project().directory}" in text
+
+
+def test_the_gunicorn_config_names_the_project_and_runs(run_dir):
+    stack = Stack(
+        StackConfig(
+            run_dir=run_dir,
+            project=demo_project(),
+            port=20000,
+            embedded=True,
+            app_server="gunicorn",
+        )
+    )
+    app = stack.app_servers[0]
+    app.prepare()
+    text = app.config_path.read_text()
     assert 'wsgi_app = "strata.stack.wsgi:application"' in text
     assert "preload_app = True" in text
     result = subprocess.run(["python3", "-c", f"exec(open({str(app.config_path)!r}).read())"])

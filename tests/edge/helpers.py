@@ -96,7 +96,8 @@ class Origin:
                     cache_control = "private"
                 else:
                     cache_control = f"public, s-maxage={ttl}"
-                headers = {"Cache-Control": cache_control, "xkey": tags}
+                # Both tag headers, as Strata's pages send them (strata.edge.headers).
+                headers = {"Cache-Control": cache_control, "xkey": tags, "Surrogate-Key": tags}
                 self._answer(body, {**headers, "X-Strata": f"fetch {count}"})
 
             def _answer(self, body: bytes, headers: dict[str, str], status: int = 200) -> None:

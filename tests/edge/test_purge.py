@@ -25,7 +25,16 @@ from strata.edge.tickets import (
 )
 from strata.signals import post_invalidation
 from strata.stack.ports import free_port
-from tests.edge.helpers import IDLE_TIMEOUT, LOOPBACK, SECRET, Forwarder, poll, running_edge
+from strata.stack.probes import http_get
+from tests.edge.helpers import (
+    HOST,
+    IDLE_TIMEOUT,
+    LOOPBACK,
+    SECRET,
+    Forwarder,
+    poll,
+    running_edge,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -92,6 +101,19 @@ def test_purging_a_tag_drops_exactly_the_pages_that_carry_it(edge, make_purger, 
     assert edge.cached(other)
     assert purge.stats["objects"] == 2
     assert purge.stats["failures"] == 0
+
+
+def test_a_hit_carries_no_tag_header_and_its_xkey_tags_still_purge(
+    edge, make_purger, cached_page, tag
+):
+    # Surrogate-Key is dropped before the copy is stored; xkey stays in it, for the vmod.
+    path = cached_page("tagged", tag("article"))
+    hit = http_get(LOOPBACK, edge.port, path, headers={"Host": HOST})
+    assert hit.headers.get("x-cache") == "HIT"
+    assert "xkey" not in hit.headers and "surrogate-key" not in hit.headers
+
+    assert make_purger().purge({tag("article")}).wait(5)
+    assert edge.get(path)[0] == "MISS"
 
 
 def test_a_page_cached_after_the_first_purge_is_dropped_by_the_second(

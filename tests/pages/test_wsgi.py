@@ -10,6 +10,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from strata.pages import wsgi as app_module
 from strata.pages.wsgi import PageCacheApplication
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
@@ -129,3 +130,22 @@ def test_misses_and_hits_keep_to_the_wsgi_spec_plain_str_headers_included(newsro
     _, hit, _ = call(app, "/articles/a1/", SCRIPT_NAME="")
 
     assert (miss["X-Strata"], hit["X-Strata"]) == ("page-miss", "page-hit")
+
+
+def test_keys_are_remembered_only_for_what_the_rules_read(newsroom, app, monkeypatch):
+    """A repeated request builds no Django request; anything its key or the bypass rules
+    read (here the host, the cookies) makes it a request of its own."""
+    call(app, "/articles/a1/")
+    call(app, "/articles/a1/")
+    built = []
+    original = app_module.WSGIRequest
+    monkeypatch.setattr(app_module, "WSGIRequest", lambda env: built.append(1) or original(env))
+
+    _, headers, _ = call(app, "/articles/a1/")
+    assert headers["X-Strata"] == "page-hit" and built == []
+    status, _, _ = call(app, "/articles/a1/", HTTP_HOST="evil.example")
+    assert status.startswith("400") and built
+    _, headers, _ = call(app, "/articles/a1/", HTTP_COOKIE="sessionid=nobody")
+    assert headers["X-Strata"] != "page-hit"  # another page: the one for readers with cookies
+    _, headers, _ = call(app, "/articles/a1/", HTTP_COOKIE="sessionid=nobody; messages=x")
+    assert headers["X-Strata"] == "bypass: messages cookie"

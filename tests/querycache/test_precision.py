@@ -164,6 +164,23 @@ def test_bulk_create_invalidates_the_articles_it_adds_to(newsroom):
     assert gone == {"comments of a2", "all comments", "home listing"}
 
 
+def test_a_bulk_create_past_the_row_limit_invalidates_the_whole_table(newsroom, settings):
+    from newsroom.models import Comment
+
+    n = newsroom
+    settings.STRATA = {**settings.STRATA, "WRITE_ROW_LIMIT": 2}
+    gone = invalidated_by(
+        n,
+        lambda: Comment.objects.bulk_create(
+            [Comment(article=n.a2, user=n.bob, body=str(i)) for i in range(3)]
+        ),
+    )
+    # Not only a2's comments: every read of the table, as an update of that many rows.
+    assert gone == {"comments of a1", "comments of a2", "comment count of a3", "all comments"} | {
+        "home listing"
+    }
+
+
 def test_bulk_update_invalidates_the_rows_it_updates(newsroom):
     from newsroom.models import Comment
 

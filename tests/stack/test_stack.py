@@ -23,8 +23,8 @@ def test_every_layer_is_a_real_running_program(stack):
     assert names == [
         "PostgreSQL",
         "Redis",
-        "Gunicorn",
-        "Gunicorn",
+        "uWSGI",
+        "uWSGI",
         "Varnish",
         "strata_purger",  # the invalidation bus (Redis) to the accelerators
         "HAProxy",
@@ -221,7 +221,7 @@ def test_the_alternative_topology_serves_and_stops_cleanly():
             port=free_base_port(),
             app_servers=2,
             workers=1,
-            app_server="uwsgi",
+            app_server="gunicorn",
             cache="memcached",
             pool="varnish",
         )
@@ -231,8 +231,8 @@ def test_the_alternative_topology_serves_and_stops_cleanly():
         assert [p.implementation for p in alternative.programs] == [
             "PostgreSQL",
             "Memcached",
-            "uWSGI",
-            "uWSGI",
+            "Gunicorn",
+            "Gunicorn",
             "Varnish",
             "HAProxy",
         ]  # no purger: Memcached holds no invalidation log, the app processes purge

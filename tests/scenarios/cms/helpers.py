@@ -1,6 +1,6 @@
 """The CMS site's whole stack, started by ``strata up`` from the site's own virtualenv.
 
-``cms_venv()`` is a virtualenv holding Wagtail, Django, Gunicorn, psycopg, redis and
+``cms_venv()`` is a virtualenv holding Wagtail, Django, uWSGI, Gunicorn, psycopg, redis and
 Strata from its wheel (not the working tree); ``cms_stack()`` makes the site
 (:mod:`tests.scenarios.cms.wagtail_site`) and runs ``<venv>/bin/strata up`` for it as a
 subprocess, so the app servers run under the venv's Python; ``Editor`` is a person using
@@ -48,7 +48,7 @@ __all__ = [
 WAGTAIL = "wagtail==8.0.1"
 """The newest Wagtail 8.x on PyPI (8.0 supports Django 5.2)."""
 
-REQUIREMENTS = [WAGTAIL, "gunicorn", "psycopg[binary]", "redis[hiredis]"]
+REQUIREMENTS = [WAGTAIL, "pyuwsgi", "gunicorn", "psycopg[binary]", "redis[hiredis]"]
 
 START_TIMEOUT = 240
 """Seconds ``strata up`` may take to answer (initdb, Wagtail's ~200 migrations, checks)."""

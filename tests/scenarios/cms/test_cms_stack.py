@@ -126,7 +126,7 @@ def test_home_page_made_by_the_sites_data_migration_is_served_and_cached(cms):
     assert cms.layers() == {
         "load balancer": "HAProxy",
         "accelerator": "Varnish",
-        "app server": "Gunicorn",
+        "app server": "uWSGI",
         "cache": "Redis",
         "database": "PostgreSQL",
         "purger": "strata_purger",

@@ -27,7 +27,7 @@ from tests.scenarios.cms.helpers import _clean_environment, _output, _stop, stra
 from tests.suites.sdist import REPO
 from tests.suites.venvs import Distributions, strata_distributions, suite_venv
 
-STACK_EXTRA = {"click", "rich", "jinja2", "gunicorn", "whitenoise"}
+STACK_EXTRA = {"click", "rich", "jinja2", "pyuwsgi", "gunicorn", "whitenoise"}
 """What ``pip install "django-strata[stack]"`` adds to the Django app."""
 
 INSTALL_ADVICE = 'pip install "django-strata[stack]"'
@@ -175,7 +175,7 @@ def test_strata_without_the_stack_extra_says_in_one_line_what_to_install(
     assert len(lines) == 1, answer.stderr
     assert lines[0].startswith("strata: the command line needs the stack extra: ")
     assert INSTALL_ADVICE in lines[0]
-    assert "(missing: click, rich, jinja2, gunicorn)" in lines[0]
+    assert "(missing: click, rich, jinja2, pyuwsgi, gunicorn)" in lines[0]
 
 
 def test_new_project_with_strata_passes_its_checks_without_the_stack_extra(

@@ -124,8 +124,9 @@ sub vcl_recv {
 
     # Only the validated host names are served; anything else would become a cache key.
     # The port stays in Host: Django's CSRF check compares it with the browser's Origin.
+    # One anchored match, port and all: no copy of the Host without its port.
     set req.http.Host = std.tolower(req.http.Host);
-    if (regsub(req.http.Host, ":[0-9]+$", "") !~ "^(news\.example\.com|www\.news\.example\.com)$") {
+    if (req.http.Host !~ "^(news\.example\.com|www\.news\.example\.com)(:[0-9]+)?$") {
         return (synth(400, "Unknown host"));
     }
 
@@ -220,6 +221,9 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
+    # Tags for other CDNs (strata.edge.headers): xkey reads its own header. Dropped
+    # before the copy is stored, not unset again on every hit.
+    unset beresp.http.Surrogate-Key;
     if (bereq.url == "/-/varnish-ready") {
         # Only Strata's answer counts. Anything else (the pool's "no app server is up",
         # an error page) means the app cannot be asked: then stay in rotation, to serve

@@ -1,6 +1,6 @@
-# Gunicorn for Strata: app server app2 of the pool.
+# Gunicorn for Strata: app server app4 of the pool.
 # Rendered by `strata up` / `strata config`; edit the template, not this file.
-bind = "10.0.3.2:8000"
+bind = "10.0.3.4:8000"
 workers = 4
 worker_class = "sync"
 # Load Django once in the master and fork: faster worker (re)starts, shared memory pages.
@@ -11,7 +11,7 @@ graceful_timeout = 10
 keepalive = 5
 # HAProxy sends at most `workers` requests at a time (maxconn); the rest queue there.
 backlog = 256
-proc_name = "strata-app2"
+proc_name = "strata-app4"
 # Gunicorn 27 opens a control socket in ~/.gunicorn, shared by every instance of the
 # user; none is needed under systemd (older versions ignore this unknown setting).
 control_socket_disable = True
