@@ -12,8 +12,7 @@ test: bootstrap lint ## the whole test suite: Django 5.2 here, then Django 6.1 o
 	  "$(VENV)/bin/python -m tests.backends postgres-memcached"
 	$(VENV)/bin/python -m tests.suites.django_suite --database sqlite
 	$(VENV)/bin/python -m tests.suites.django_suite --database postgres
-	$(VENV)/bin/python -m tests.suites.thirdparty
-	scripts/test-django61.sh
+	scripts/run-parallel.sh "$(VENV)/bin/python -m tests.suites.thirdparty" scripts/test-django61.sh
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

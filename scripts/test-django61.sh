@@ -23,7 +23,8 @@ EXTRAS=stack,redis,memcached,postgres,uwsgi,demo,chart,dev \
   --ignore=tests/edge/test_purge.py --ignore=tests/edge/test_x_strata.py \
   --ignore=tests/tags/pool --ignore=tests/cache/sentinel \
   --ignore=tests/bench/test_bench_stack.py --ignore=tests/cli/test_up.py \
-  --ignore=tests/cli/test_status_bus.py "$@"
+  --ignore=tests/cli/test_status_bus.py --ignore=tests/bench/test_cost_growth_smoke.py \
+  --ignore=tests/querycache/test_peers_benchmark_smoke.py "$@"
 .venv-django61/bin/python -m tests.backends postgres-redis
 # Django's own ORM suite on 6.1, with the query cache on, on PostgreSQL (the real path).
 # On SQLite it ran on 5.2 above, and the third-party apps' suites too (they pin their own
