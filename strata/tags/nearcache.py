@@ -34,10 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["NearCache", "MISSING", "IMMUTABLE_TYPES"]
-
-MISSING = object()
-"""What :meth:`NearCache.lookup` leaves out: the key is not in the copy."""
+__all__ = ["NearCache", "IMMUTABLE_TYPES"]
 
 IMMUTABLE_TYPES: tuple[type, ...] = (str, int, bytes)
 """Types kept as objects; the version store adds its own immutable types (pages)."""
