@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -51,24 +52,36 @@ def start_up(run_dir: Path, port: int, *args: str, env=None) -> subprocess.Popen
     )
 
 
+ANNOUNCED = "Ctrl-C stops everything."
+_printed: dict[int, list[str]] = {}
+
+
 def wait_until_serving(process: subprocess.Popen, run_dir: Path, timeout: float = 90) -> dict:
-    """Wait for the state file that `strata up` writes once everything answers."""
+    """Wait until `strata up` has written its state file and printed what it started.
+
+    The state file is written the moment everything answers, a little before the table and
+    the notes are printed: a signal sent in between would stop the stack before it speaks.
+    """
     deadline = time.monotonic() + timeout
     state_file = run_dir / "state.json"
+    printed = _printed.setdefault(process.pid, [])
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"strata up exited {process.returncode}:\n{process.stdout.read()}")
-        if state_file.exists():
+        readable, _, _ = select.select([process.stdout.fileno()], [], [], 0.1)
+        if readable:  # read the pipe itself: a line left in Python's buffer would never wake select
+            printed.append(os.read(process.stdout.fileno(), 65536).decode(errors="replace"))
+        if state_file.exists() and ANNOUNCED in "".join(printed):
             return json.loads(state_file.read_text())
-        time.sleep(0.1)
     process.kill()
-    raise AssertionError("strata up did not come up in time")
+    raise AssertionError("strata up did not come up in time:\n" + "".join(printed))
 
 
 def stop(process: subprocess.Popen, signum=signal.SIGTERM) -> str:
+    """Signal `strata up` and return everything it printed, from its first line."""
     process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
-    return output
+    return "".join(_printed.pop(process.pid, [])) + output
 
 
 def assert_nothing_left(pids: list[int], ports: list[int]) -> None:
