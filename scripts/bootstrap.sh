@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-stack,redis,memcached,postgres,uwsgi,granian,demo,chart,browser,dev}
-PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql pgbouncer wrk openssl chromium iproute2"
+EXTRAS=${EXTRAS:-stack,redis,memcached,postgres,uwsgi,granian,demo,chart,browser,debug,dev}
+PACKAGES="varnish varnish-modules haproxy redis-server memcached postgresql pgbouncer wrk openssl chromium iproute2
+  prometheus prometheus-redis-exporter prometheus-postgres-exporter prometheus-varnish-exporter"
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 

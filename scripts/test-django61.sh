@@ -8,7 +8,7 @@ if [ -z "$python312" ]; then
   exit 0
 fi
 # No browser here: the browser drill runs once, on Django 5.2.
-EXTRAS=stack,redis,memcached,postgres,uwsgi,demo,chart,dev \
+EXTRAS=stack,redis,memcached,postgres,uwsgi,demo,chart,debug,dev \
   VENV=.venv-django61 PYTHON="$python312" DJANGO='Django>=6.1,<6.2' scripts/bootstrap.sh
 # What tests the stack's programs, their configuration and the checker rather than Django
 # (security drills through Varnish and HAProxy, strata check, strata config, several
