@@ -70,6 +70,8 @@ CHECK_IDS = {
     "strata.E044": "`BUS` is not a dict, has unknown keys, or wrong values",
     "strata.W045": "accelerators are configured but the cache holds no invalidation log",
     "strata.E046": "`NEAR_CACHE` is not a dict, has unknown keys, or wrong values",
+    "strata.E047": "`METRICS` is not a dict, has unknown keys, or wrong values",
+    "strata.W080": "the debug toolbar's middleware comes after `StrataMiddleware`",
 }
 """Every ID Strata's checks can emit, with what it means."""
 

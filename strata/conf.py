@@ -29,6 +29,7 @@ __all__ = [
     "PageCacheSettings",
     "FragmentCacheSettings",
     "TimingSettings",
+    "MetricsSettings",
     "BusSettings",
     "NearCacheSettings",
     "declared",
@@ -81,6 +82,13 @@ class TimingSettings:
     server_timing: str
     flush_interval: float
     slow_queries: int
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The validated ``STRATA['METRICS']`` block."""
+
+    enabled: bool
 
 
 @dataclass(frozen=True)
@@ -308,6 +316,25 @@ TIMING = Block(
     holds=TimingSettings,
 )
 
+# Like timing, metrics are on without their block: well under a microsecond a request.
+METRICS = Block(
+    "METRICS",
+    "strata.E047",
+    "Prometheus metrics at ``/-/metrics`` (``docs/metrics.md``)",
+    (
+        Setting(
+            "ENABLED",
+            Flag(),
+            True,
+            "strata.E047",
+            "count requests by view and outcome, and their time (the other metrics are "
+            "counted where they happen, whatever this says)",
+        ),
+    ),
+    attribute="metrics",
+    holds=MetricsSettings,
+)
+
 # Like timing, the bus is on without its block: on Redis every writer then reaches the
 # accelerators through it, whatever its own settings say (docs/bus.md).
 BUS = Block(
@@ -464,6 +491,7 @@ SETTINGS: tuple[Setting | Block, ...] = (
         "bytes of ``xkey``; longer tag lists are coarsened",
     ),
     TIMING,
+    METRICS,
     Setting(
         "REPLICAS",
         Names(tuple),
@@ -526,6 +554,7 @@ class StrataSettings:
     near_cache: NearCacheSettings
     tags_header_limit: int
     timing: TimingSettings
+    metrics: MetricsSettings
     replicas: tuple[str, ...]
     read_your_writes: float
     transaction_pooled: tuple[str, ...]

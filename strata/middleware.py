@@ -7,7 +7,9 @@ any other middleware runs), records the tags of everything the view read, marks 
 response shared or personal for the accelerator (``Cache-Control``, ``xkey``,
 ``X-Strata``), names the app server process that answered (``X-Strata-Server``),
 holds a response that wrote until its first accelerator purge went out, and times the
-request (``Server-Timing``, per-view figures, bench mode: :mod:`strata.timing`).
+request (``Server-Timing``, per-view figures, bench mode: :mod:`strata.timing`) and
+counts it in the metrics (:mod:`strata.metrics`: view, ``X-Strata`` outcome, time, and
+the sections of a render).
 
 Page-cache hits answered by :class:`strata.pages.wsgi.PageCacheApplication` never reach
 this middleware, and are not timed.
@@ -16,7 +18,9 @@ this middleware, and are not timed.
 from __future__ import annotations
 
 import os
+import weakref
 from contextlib import nullcontext
+from time import perf_counter
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control
@@ -26,6 +30,8 @@ from .edge import fence, tickets
 from .edge.headers import set_tag_headers
 from .edge.outcomes import Outcome, bypass
 from .edge.policy import apply_edge_cache_control, mark_uncacheable
+from .metrics import sources as _metrics_sources  # noqa: F401 - the caches' counters, flushed
+from .metrics.registry import tally
 from .pages.cache import PageCache, Rendered
 from .pages.holes import has_holes
 from .pages.wsgi import LOOKUP_KEY
@@ -58,14 +64,17 @@ class StrataMiddleware:
         self.stale_while_revalidate = (
             conf.page_cache.stale_while_revalidate if conf.page_cache.enabled else 0
         )
-        # Read per process, after the app server forked its workers.
+        # Named again in each process forked from this one (Gunicorn's preload_app builds
+        # the middleware in the master, before it forks the workers).
         self.server_header = f"{conf.server_name} pid={os.getpid()}"
+        _instances.add(self)
         self.timing_on = conf.timing.enabled
         self.server_timing = conf.timing.server_timing
         self.slow_queries = conf.timing.slow_queries
         self.bench_secret = conf.bench_secret.encode("utf-8", "surrogatepass")
         if self.timing_on:
             timing_hooks.install()  # done at start-up; this adds caches configured since
+        self.metrics = tally if conf.metrics.enabled else None
 
     def __call__(self, request: HttpRequest):
         if request.path_info == self.health_path:
@@ -76,10 +85,17 @@ class StrataMiddleware:
         if request.path_info == fence.READY_PATH:
             # An accelerator's readiness check (it missed purges?): as cheap as the probe.
             return fence.readiness_response(request)
+        metrics = self.metrics
+        started = perf_counter() if metrics is not None else 0.0
         bench = bench_mode(request.META, self.bench_secret) if self.bench_secret else None
         if bench is None:
             if not self.timing_on:
-                return self.respond(request)[0]
+                response, status = self.respond(request)
+                if metrics is not None:
+                    hit = status == Outcome.PAGE_HIT or status == Outcome.PAGE_STALE
+                    view = aggregates.view_of(request, served_from_cache=hit)
+                    metrics.request(view, status, perf_counter() - started)
+                return response
             slow_queries = self.slow_queries
         else:
             if not timing_hooks.is_installed():
@@ -104,6 +120,9 @@ class StrataMiddleware:
             add_server_timing(response, timing)
         if self.timing_on:
             aggregates.record(view, kind, timing, self.slow_queries)
+        if metrics is not None:
+            rendered = kind != Outcome.PAGE_HIT
+            metrics.request(view, status, perf_counter() - started, timing if rendered else None)
         return response
 
     def respond(
@@ -215,3 +234,14 @@ class _Untracked:
 
 
 _UNTRACKED = _Untracked()
+
+_instances: weakref.WeakSet[StrataMiddleware] = weakref.WeakSet()
+
+
+def _name_the_child() -> None:
+    pid = os.getpid()
+    for middleware in list(_instances):
+        middleware.server_header = f"{middleware.conf.server_name} pid={pid}"
+
+
+os.register_at_fork(after_in_child=_name_the_child)

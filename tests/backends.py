@@ -9,7 +9,7 @@
 
 Each backend's programs are started here on free loopback ports (Strata's own stack
 runner), ``DATABASE_URL``/``CACHE_URL`` point the demo settings at them, pytest runs the
-query-cache, version-store, page-cache and fragment tests, and the programs are stopped. Extra pytest
+query-cache, version-store, page-cache, fragment, timing and metrics tests, and the programs are stopped. Extra pytest
 arguments follow ``--``. Exits non-zero when any run fails.
 """
 
@@ -29,6 +29,7 @@ TESTS = [
     "tests/pages",
     "tests/fragments",
     "tests/timing",
+    "tests/metrics/test_metrics.py",
 ]
 
 

@@ -11,6 +11,7 @@ from django.core.checks import run_checks
 from strata.cache.checks import check_strata_cache
 from strata.checks import CHECK_IDS, check_sessions_survive_the_cache, check_strata_setting
 from strata.conf import SETTINGS, Block, Setting, strata_settings
+from strata.pages.checks import check_middleware_order
 from strata.settings_doc import settings_document
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -274,6 +275,19 @@ def test_the_page_cache_needs_strata_middleware_first(settings):
     assert "strata.E021" in strata_ids(
         settings, MIDDLEWARE=[*middleware, "strata.middleware.StrataMiddleware"]
     )
+
+
+def test_only_the_debug_toolbar_may_come_before_strata_middleware(settings):
+    toolbar = "debug_toolbar.middleware.DebugToolbarMiddleware"
+    middleware = [m for m in settings.MIDDLEWARE if "StrataMiddleware" not in m]
+    strata = "strata.middleware.StrataMiddleware"
+
+    def e021(order):
+        settings.MIDDLEWARE = order
+        return [m.id for m in check_middleware_order()].count("strata.E021")
+
+    assert e021([toolbar, strata, *middleware]) == 0
+    assert e021([toolbar, middleware[0], strata, *middleware[1:]]) == 1
 
 
 def test_djangos_own_page_cache_beside_strata_is_flagged(settings):

@@ -24,12 +24,14 @@ import django
 from rich.table import Table
 
 from .. import __version__
+from ..top.report import hit_ratio_summary, sources_of
 from .breakdown import COMPONENTS, Breakdown
 from .run import BenchRun, TierRun
 
 __all__ = [
     "COLD_NOTE",
     "breakdown_tables",
+    "hit_ratio_notes",
     "machine",
     "notes",
     "package_version",
@@ -141,6 +143,8 @@ def result_rows(bench: BenchRun) -> list[dict[str, object]]:
             )
         if run.breakdown is not None:
             row["breakdown"] = run.breakdown.as_dict()
+        if run.hit_ratios is not None:
+            row["hit_ratios"] = run.hit_ratios
         rows.append(row)
     return rows
 
@@ -194,6 +198,28 @@ def notes(bench: BenchRun) -> list[str]:
             out.append(f"{where}: no response came from the intended tier")
     if any(run.tier.name == "cold" and run.load is not None for run in bench.runs):
         out.append(COLD_NOTE)
+    out += hit_ratio_notes(bench)
+    return out
+
+
+def hit_ratio_notes(bench: BenchRun) -> list[str]:
+    """What the caches answered during each measured run, and where that was read."""
+    measured = [run for run in bench.runs if run.load is not None]
+    if not measured:
+        return []
+    if bench.plan.read_metrics is None:
+        return ["hit ratios during the runs: not read (the stack was given by URL)"]
+    out, sources = [], set()
+    for run in measured:
+        if run.hit_ratios is None:
+            out.append(f"{run.path} {run.tier.name}: hit ratios during the run: not read")
+            continue
+        out.append(
+            f"{run.path} {run.tier.name}: during the run: {hit_ratio_summary(run.hit_ratios)}"
+        )
+        sources.update(sources_of(run.hit_ratios))
+    if sources:
+        out.append("hit ratios read from " + ", ".join(sorted(sources)))
     return out
 
 

@@ -15,12 +15,15 @@ from __future__ import annotations
 import http.client
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from ..edge.outcomes import Outcome, bypass
 from ..stack.probes import http_get
+from ..top.model import Reading
+from ..top.report import Watch
 from .breakdown import Breakdown, breakdown
 from .endpoints import Endpoints
 from .load import LoadResult, LoadSpec, PythonLoad, WrkLoad
@@ -75,6 +78,9 @@ class BenchPlan:
     warmup: float = 1.0
     connections: int = 8
     breakdown_requests: int = BREAKDOWN_REQUESTS
+    read_metrics: Callable[[], Reading] | None = None
+    """Reads the stack's metrics (``strata top``'s sources), before and after each
+    measured run, for the hit ratios during it; None: not read (a stack given by URL)."""
 
     def spec(self, tier: Tier, path: str) -> LoadSpec:
         """The request that should end at ``tier`` for ``path``."""
@@ -112,6 +118,8 @@ class TierRun:
     observed: dict[str, str] = field(default_factory=dict)
     load: LoadResult | None = None
     breakdown: Breakdown | None = None
+    hit_ratios: dict | None = None
+    """What the caches answered during the measured run (:func:`strata.top.report.hit_ratios`)."""
 
 
 @dataclass
@@ -200,7 +208,12 @@ def _run_one(plan: BenchPlan, run: TierRun, watch: Progress) -> None:
                 run.status, run.reason = "not run", "stopped by Ctrl-C during the warm-up"
                 raise KeyboardInterrupt
         watch.phase(f"{tier.name} {path}: measuring", plan.seconds)
+        metrics = Watch(plan.read_metrics) if plan.read_metrics is not None else None
+        if metrics is not None:
+            metrics.start()
         run.load = plan.engine.run(spec, plan.seconds, plan.connections, watch.tick)
+        if metrics is not None:
+            run.hit_ratios = metrics.stop()
     except RuntimeError as error:  # the load generator itself failed (wrk's own message)
         run.status, run.reason = "failed", str(error)
         return

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from rich.console import JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 
 from ..bench.report import machine
+from ..top.report import hit_ratio_lines
 from .freshness import BUCKETS, PhaseFigures
 from .history import Phase
 from .run import CheckResult
@@ -112,8 +114,9 @@ def _totals(figures: list[PhaseFigures]) -> dict:
     return total
 
 
-def verdict_lines(result: CheckResult) -> list[str]:
-    """One line per finding (or one saying there was none), Rich markup."""
+def verdict_lines(result: CheckResult, hit_ratios: dict | None = None) -> list[str]:
+    """One line per finding (or one saying there was none), Rich markup; then the hit
+    ratios during the run (:func:`strata.top.report.hit_ratios`), when read."""
     verdict = result.verdict
     lines = []
     totals = _totals(verdict.phases)
@@ -175,6 +178,7 @@ def verdict_lines(result: CheckResult) -> list[str]:
         lines.append(f"[yellow]{name} skipped[/]: {reason}")
     for note in result.notes:
         lines.append(f"[yellow]note[/] {note}")
+    lines += [escape(line) for line in hit_ratio_lines(hit_ratios)]
     return lines
 
 
@@ -211,8 +215,11 @@ def _phase_row(phase: Phase, figure: PhaseFigures | None, t0: float, cpu) -> dic
     return row
 
 
-def report_data(result: CheckResult, argv: list[str] | None = None) -> dict:
-    """The JSON report: plan, stack, per-phase figures, and every finding."""
+def report_data(
+    result: CheckResult, argv: list[str] | None = None, hit_ratios: dict | None = None
+) -> dict:
+    """The JSON report: plan, stack, per-phase figures, every finding, and the hit
+    ratios during the run with the URLs they were read from (None: not read)."""
     verdict = result.verdict
     t0 = result.phases[0].start if result.phases else 0.0
     figures = {f.name: f for f in verdict.phases}
@@ -266,6 +273,7 @@ def report_data(result: CheckResult, argv: list[str] | None = None) -> dict:
         "lost_writes": [_relative(lost.as_dict(), t0, "acked") for lost in verdict.lost],
         "clients": result.history.clients,
         "notes": result.notes,
+        "hit_ratios": hit_ratios,
     }
 
 

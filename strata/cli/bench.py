@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +23,8 @@ from ..bench.load import choose_engine
 from ..bench.report import breakdown_tables, notes, summary_table, write_reports
 from ..bench.run import BenchPlan, default_paths, run_bench
 from ..bench.tiers import TIERS, tiers_named
-from ..stack.runstate import NoStack
+from ..stack.runstate import NoStack, RunState
+from ..top import Reading, take_reading
 from .console import console
 from .options import run_dir_option, running_stack, start_options
 
@@ -187,11 +189,26 @@ def bench(
             connections,
             python_load,
             out or run_dir / "bench",
+            _metrics_reader(run_dir, endpoints),
         )
     ctx.exit(code)
 
 
-def _bench(endpoints, paths, tiers, seconds, warmup, connections, python_load, out_dir) -> int:
+def _metrics_reader(run_dir: Path, endpoints: Endpoints) -> Callable[[], Reading] | None:
+    """Reads the metrics of the stack in ``run_dir`` (what ``strata top`` shows), when that
+    is the stack measured; None for a stack given by URL."""
+    try:
+        state = RunState.running(run_dir)
+    except NoStack:
+        return None
+    if (state.host, state.port) != (endpoints.host, endpoints.port):
+        return None
+    return lambda: take_reading(state, health=False)
+
+
+def _bench(
+    endpoints, paths, tiers, seconds, warmup, connections, python_load, out_dir, read_metrics=None
+) -> int:
     if not paths:
         paths = default_paths(endpoints)
     engine = choose_engine(python_load, threads=min(connections, os.cpu_count() or 2))
@@ -203,6 +220,7 @@ def _bench(endpoints, paths, tiers, seconds, warmup, connections, python_load, o
         seconds=seconds,
         warmup=warmup,
         connections=connections,
+        read_metrics=read_metrics,
     )
     label = f"[bold yellow]{engine.label}[/]" if engine.is_fallback else engine.label
     console.print(

@@ -15,6 +15,8 @@ from ..check.scenario import DEMO_SOURCE, ScenarioError, demo_scenario, load_sce
 from ..check.schedule import ScheduleError, read_schedule
 from ..check.target import Target
 from ..stack.runstate import NoStack
+from ..top import take_reading
+from ..top.report import Watch
 from .console import console
 from .options import run_dir_option, running_stack, start_options
 
@@ -178,6 +180,10 @@ def _check(plan: CheckPlan, target: Target, out: Path) -> int:
         f"(baseline {plan.seconds:g} s, each fault {plan.phase_seconds:g} s); Ctrl-C stops, "
         "heals and reports"
     )
+    # The hit ratios during the whole run (a fault that restarts a program resets its
+    # counters: that program's ratio is then not known).
+    metrics = Watch(lambda: take_reading(target.reload(), health=False))
+    metrics.start()
     with console.status("starting") as spinner:
         try:
             result = run_check(
@@ -195,11 +201,12 @@ def _check(plan: CheckPlan, target: Target, out: Path) -> int:
             raise _Fatal(f"{error}{hint}") from None
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        ratios = metrics.stop()
         console.print(summary_table(result))
-        for line in verdict_lines(result):
+        for line in verdict_lines(result, ratios):
             console.print(f"  {line}")
         try:
-            path = write_report(report_data(result), out)
+            path = write_report(report_data(result, hit_ratios=ratios), out)
         except OSError as error:
             raise click.ClickException(f"cannot write the report {out}: {error}") from None
         console.print(f"JSON: {path}  (histories: {result.work_dir})")

@@ -9,6 +9,7 @@ from .bench import bench
 from .check import check
 from .config import config
 from .manage import env, manage
+from .top import top
 from .up import down, status, up
 
 
@@ -26,6 +27,7 @@ cli.add_command(env)
 cli.add_command(bench)
 cli.add_command(check)
 cli.add_command(config)
+cli.add_command(top)
 
 
 def main() -> None:

@@ -165,6 +165,12 @@ def _fail(error: StackError) -> NoReturn:
     "--embedded", is_flag=True, help="SQLite, a file cache and one app server: no system programs."
 )
 @click.option(
+    "--exporters/--no-exporters",
+    default=True,
+    help="Serve every layer's counters for Prometheus (exporters, HAProxy's metrics "
+    "frontend; run-dir/config/prometheus.yml lists them). See docs/monitoring.md.",
+)
+@click.option(
     "--seed/--no-seed", default=True, help="Seed the demo's data when its database is empty."
 )
 @click.option(
@@ -199,6 +205,7 @@ def up(
     pgbouncer,
     tls,
     embedded,
+    exporters,
     seed,
     edge_ttl,
     check_path,
@@ -235,6 +242,7 @@ def up(
         hosts=hosts or 0,
         namespaces=False if loopback else None,
         pgbouncer=pgbouncer or bool(hosts),
+        exporters=exporters,
     )
     try:
         take_lock(run_dir)

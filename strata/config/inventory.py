@@ -29,6 +29,7 @@ from .model import (
     Host,
     Inventory,
     LoadBalancer,
+    Monitoring,
     Pooler,
     Sentinel,
     Site,
@@ -130,6 +131,10 @@ POOLER_KEYS = {
     "pool_size": "server connections per database",
     "max_client_conn": "client connections pgbouncer accepts",
 }
+MONITORING_KEYS = {
+    "host": "a host from [hosts] that runs Prometheus (let into /-/metrics)",
+    "scrape_interval": 'how often Prometheus scrapes, e.g. "15s"',
+}
 TOP_KEYS = {
     "site": "[site]",
     "traffic": "[traffic]",
@@ -141,6 +146,7 @@ TOP_KEYS = {
     "sentinel": "[sentinel]",
     "database": "[database]",
     "pooler": "[pooler]",
+    "monitoring": "[monitoring]",
 }
 
 
@@ -180,6 +186,7 @@ class _Reader:
         sentinel = self.sentinel(root, caches)
         database = self.database(root)
         pooler = self.pooler(root)
+        monitoring = self.monitoring(root)
 
         roles = Roles(load_balancers, accelerators, app_servers, caches, sentinel, database, pooler)
         check_conflicts(self.document, roles, traffic, bool(site and site.tls))
@@ -203,6 +210,7 @@ class _Reader:
             sentinel=sentinel,
             database=database,
             pooler=pooler,
+            monitoring=monitoring,
         )
 
     # -- hosts ---------------------------------------------------------------------------
@@ -538,6 +546,17 @@ class _Reader:
         if host is None:
             return None
         return Pooler(kind, host, port, pool_size, max_client_conn)
+
+    def monitoring(self, root: Table) -> Monitoring:
+        """``[monitoring]``: the Prometheus host and its scrape interval (optional)."""
+        t = root.section("monitoring", MONITORING_KEYS)
+        if t is None:
+            return Monitoring()
+        interval = t.pattern(
+            "scrape_interval", re.compile(r"[1-9][0-9]*(ms|s|m)"), 'a duration like "15s"', "15s"
+        )
+        host = self.host_of(t) if "host" in t.data else None
+        return Monitoring(host=host, scrape_interval=interval or "15s")
 
 
 def _is_hostname(value: str) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "Host",
     "Inventory",
     "LoadBalancer",
+    "Monitoring",
     "Pooler",
     "Sentinel",
     "Site",
@@ -195,6 +196,20 @@ class Pooler:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """Prometheus: the host that scrapes every layer (let into ``/-/metrics``), and how
+    often; the exporters' ports on the hosts they watch (docs/monitoring.md)."""
+
+    host: Host | None = None  # None: Prometheus runs where the inventory does not say
+    scrape_interval: str = "15s"
+    haproxy_port: int = 8405  # HAProxy's metrics frontend, on each load balancer
+    varnish_port: int = 9131  # the Debian exporters' own defaults
+    redis_port: int = 9121
+    postgres_port: int = 9187
+    memcached_port: int = 9150  # Strata's memcached exporter (none in Debian 12)
+
+
+@dataclass(frozen=True)
 class Inventory:
     """A validated inventory."""
 
@@ -209,6 +224,7 @@ class Inventory:
     sentinel: Sentinel | None
     database: Database
     pooler: Pooler | None
+    monitoring: Monitoring = Monitoring()
 
     @property
     def cache_kind(self) -> str:
@@ -248,4 +264,6 @@ class Inventory:
             roles.append("postgresql primary")
         if any(r.host == host for r in self.database.replicas):
             roles.append("postgresql replica")
+        if self.monitoring.host == host:
+            roles.append("prometheus")
         return roles

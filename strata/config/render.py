@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..conf import default
 from ..stack.render import render_template
 from ..stack.varnish import ignored_parameters_regex
+from .files import OutputFile
 from .model import (
     Accelerator,
     AppServer,
@@ -25,6 +26,7 @@ from .model import (
     Inventory,
     LoadBalancer,
 )
+from .monitoring import exporter_files, monitoring_files
 
 __all__ = [
     "OutputFile",
@@ -54,16 +56,6 @@ PURGE_LISTENER = "purge"
 PURGER_UNIT = "/etc/systemd/system/strata-purger.service"
 
 
-@dataclass(frozen=True)
-class OutputFile:
-    """One rendered file: where it goes on its host, its text, and what it is for."""
-
-    path: str  # absolute, on the host: /etc/haproxy/haproxy.cfg
-    content: str
-    what: str
-    mode: int = 0o644
-
-
 @dataclass
 class HostFiles:
     """A host, the roles it plays, its files, and what to run after installing them."""
@@ -81,6 +73,8 @@ class Rendering:
     inventory: Inventory
     hosts: list[HostFiles]
     readme: str
+    # Files for no particular host (Prometheus's, Grafana's): (path in the output, file)
+    shared: list[tuple[str, OutputFile]] = field(default_factory=list)
 
     def files(self) -> list[tuple[str, OutputFile]]:
         """(relative path in the output directory, file) for every rendered file."""
@@ -88,7 +82,7 @@ class Rendering:
             (f"hosts/{entry.host.name}{file.path}", file)
             for entry in self.hosts
             for file in entry.files
-        ]
+        ] + self.shared
 
 
 # -- one function per program ------------------------------------------------------------
@@ -168,6 +162,8 @@ def _haproxy(inventory: Inventory, lb: LoadBalancer) -> OutputFile:
         workers=workers,
         health_path=site.health_path,
         slowstart=traffic.slowstart,
+        metrics_host=lb.host.address,
+        metrics_port=inventory.monitoring.haproxy_port,
     )
     spread = (
         "each page on one accelerator (balance uri, consistent hashing)"
@@ -180,6 +176,7 @@ def _haproxy(inventory: Inventory, lb: LoadBalancer) -> OutputFile:
     what += f", {spread}"
     if traffic.app_pool == "haproxy":
         what += f"; the app pool on :{lb.pool_port} (checks, slowstart) and the backup path"
+    what += f"; its Prometheus exporter on {lb.host.address}:{inventory.monitoring.haproxy_port}"
     return OutputFile("/etc/haproxy/haproxy.cfg", text, what)
 
 
@@ -342,6 +339,12 @@ def render_settings(inventory: Inventory) -> str:
         health_path=site.health_path,
         edge_ttl=site.edge_ttl,
         accelerators=[a.purge_url for a in inventory.accelerators],
+        # Prometheus scrapes each app server at its own address (Host: that address)
+        # and must be let into /-/metrics (INTERNAL_IPS).
+        app_addresses=_app_addresses(inventory),
+        monitoring_address=(
+            inventory.monitoring.host.address if inventory.monitoring.host else None
+        ),
     )
 
 
@@ -630,6 +633,15 @@ def render_inventory(inventory: Inventory) -> Rendering:
             entry.steps.append(
                 "Fill in `userlist.txt` (it says how), then `systemctl restart pgbouncer`"
             )
+        files, steps = exporter_files(inventory, host)
+        entry.files += files
+        entry.steps += steps
+        if inventory.monitoring.host == host:
+            entry.steps.append(
+                "`apt-get install prometheus`, then install prometheus/prometheus.yml "
+                "(top of this directory) as `/etc/prometheus/prometheus.yml` and "
+                "`systemctl reload prometheus`; import grafana/strata-dashboard.json in Grafana"
+            )
         entries.append(entry)
     readme = render_template(
         "config-readme.md.j2",
@@ -640,4 +652,4 @@ def render_inventory(inventory: Inventory) -> Rendering:
         sentinel_auth_file=SENTINEL_AUTH_FILE,
         config_dir=CONFIG_DIR,
     )
-    return Rendering(inventory, entries, readme)
+    return Rendering(inventory, entries, readme, monitoring_files(inventory))

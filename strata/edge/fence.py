@@ -62,6 +62,7 @@ __all__ = [
     "Fence",
     "FenceUnknown",
     "fence",
+    "fenced",
     "horizon",
     "node_id",
     "nodes_named",
@@ -317,6 +318,17 @@ def fence(cache_alias: str | None = None) -> Fence:
     if found is None:
         found = _fences.setdefault(alias, Fence(alias))
     return found
+
+
+def fenced(node: str) -> bool:
+    """True while ``node`` (an id from :func:`node_id`) is held out of rotation, as its
+    readiness check would answer without knowing when its cache was born (for metrics).
+    Raises :class:`FenceUnknown` when the cache does not answer."""
+    conf = strata_settings()
+    log_ = bus_log(conf.cache_alias)
+    if log_ is not None:
+        return bool(_behind_log(log_, [node], None, conf))
+    return fence(conf.cache_alias).owed([node]) > 0
 
 
 def readiness_response(request: HttpRequest) -> HttpResponse:

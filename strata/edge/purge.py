@@ -11,7 +11,8 @@ accelerator just *after* the first purge, and the second one removes it.
 Each purge returns a :class:`PurgeTicket`, resolved when its first purge is over; a
 request that wrote waits for its tickets (:mod:`strata.edge.tickets`). Nothing here ever
 raises into the caller: a failed purge is logged on ``strata.edge`` and counted in
-:attr:`Purger.stats`.
+:attr:`Purger.stats` and in the metrics (``strata_purges_total``,
+``strata_purge_duration_seconds``, per node as :func:`strata.edge.fence.node_id` names it).
 
 Purges are hard (``xkey-purge``): a soft purge keeps the old object servable in grace,
 which is stale content. ``soft=True`` is for content a site allows to be stale.
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ..conf import strata_settings
+from ..metrics.registry import PURGE_SECONDS, PURGES
 from . import fence as fencing
 
 __all__ = [
@@ -235,6 +237,7 @@ class Purger:
         #: (as the nodes reported), ``second_purges`` (second purges that succeeded).
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+        self._metrics: dict[int, tuple] = {}  # node index -> (sent, retried, failed, seconds)
         self._closing = False
         self._init_worker_state()
         _purgers.add(self)
@@ -446,6 +449,7 @@ class Purger:
         ):
             backoff = min(FIRST_BACKOFF * 2**job.attempt, MAX_BACKOFF)
             self.stats["retries"] += 1
+            self._metric(job.node)[1].inc()
             if quick or job.attempt % 12 == 0:  # about once a minute after the quick ones
                 log.warning(
                     "strata: %s of %s on %s failed (%s); retry %d in %.1f s",
@@ -550,7 +554,30 @@ class Purger:
         with self._stats_lock:  # node threads of one round count at once
             self.stats[name] += amount
 
+    def _metric(self, index: int) -> tuple:
+        """The node's metric children: sent, retried and failed purges, their time."""
+        found = self._metrics.get(index)
+        if found is None:
+            node = fencing.node_id(self.nodes[index].url)  # the bus and the fence say so too
+            found = self._metrics[index] = (
+                *(PURGES.labels(node, result) for result in ("sent", "retried", "failed")),
+                PURGE_SECONDS.labels(node),
+            )
+        return found
+
     def _request(self, index: int, header: str, value: str) -> tuple[_Result, str, int]:
+        sent, _, failed, seconds = self._metric(index)
+        started = time.perf_counter()
+        try:
+            answer = self._request_once(index, header, value)
+        finally:
+            sent.inc()
+            seconds.observe(time.perf_counter() - started)
+        if answer[0] is not _Result.OK:
+            failed.inc()
+        return answer
+
+    def _request_once(self, index: int, header: str, value: str) -> tuple[_Result, str, int]:
         self._count("requests")
         node = self.nodes[index]
         headers = {header: value, "X-Purge-Secret": self.secret}

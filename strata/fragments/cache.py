@@ -55,6 +55,7 @@ from django.utils.functional import Promise
 from django.utils.translation import get_language
 
 from ..conf import strata_settings
+from ..debug import trace
 from ..querycache.control import caching_is_disabled
 from ..tags.invalidation import dirty_tables
 from ..tags.keyspace import FRAGMENT_PREFIX
@@ -242,6 +243,8 @@ _warned: set[Fragment] = set()
 def _bypass(reason: str, render: Callable[[], str]) -> str:
     """Render without the cache; the reads still report to the active recorders."""
     stats[f"bypass:{reason}"] += 1
+    if (t := trace.active.get()) is not None:
+        t.fragment("bypass", reason=reason)
     return render()
 
 
@@ -286,6 +289,8 @@ def render_cached(
     conf = strata_settings()
     if not conf.fragment_cache.enabled:
         return render()
+    if (t := trace.active.get()) is not None:
+        t.fragment_started(fragment)
     enclosing = current_recorder()
     if enclosing is None:
         return _bypass("no recorder", render)
@@ -319,9 +324,13 @@ def render_cached(
         stats["hit"] += 1
         snapshot, html = found
         record(snapshot)
+        if t is not None:
+            t.fragment("hit", key, snapshot)
         return html
 
     stats["miss"] += 1
+    if t is not None:
+        t.fragment("miss", key)
     with recording() as own:
         own.merge(enclosing)  # what the page read before the block: its context
         # An enclosing block being stored stores this block's markup inside its own.
@@ -342,5 +351,7 @@ def render_cached(
         log.warning("strata: could not store a fragment (%s)", exc)
         return html
     stats["store"] += 1
+    if t is not None:
+        t.fragment_stored(key, own.snapshot)
     _remember(key, own.snapshot)
     return html

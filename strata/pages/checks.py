@@ -9,6 +9,9 @@ from ..conf import strata_settings
 from .holes import hole_prefix
 
 STRATA_MIDDLEWARE = "strata.middleware.StrataMiddleware"
+DEBUG_TOOLBAR_MIDDLEWARE = "debug_toolbar.middleware.DebugToolbarMiddleware"
+"""May come before Strata's: it shows page hits then, and Strata's panel keeps its pages
+out of every shared cache (docs/debug-toolbar.md)."""
 
 
 @register(Tags.compatibility)
@@ -29,13 +32,17 @@ def check_middleware_order(app_configs=None, **kwargs) -> list[CheckMessage]:
                 id="strata.W023",
             )
         )
-    if middleware[:1] != [STRATA_MIDDLEWARE]:
+    if middleware[:1] != [STRATA_MIDDLEWARE] and middleware[:2] != [
+        DEBUG_TOOLBAR_MIDDLEWARE,
+        STRATA_MIDDLEWARE,
+    ]:
         messages.append(
             Error(
                 "The page cache is on, but strata.middleware.StrataMiddleware is not the "
                 "first entry of MIDDLEWARE.",
-                hint="Put it first: a page-cache hit must return before any other "
-                "middleware runs, and it must see what every other middleware did.",
+                hint="Put it first (only django-debug-toolbar's may come before it): a "
+                "page-cache hit must return before any other middleware runs, and it must "
+                "see what every other middleware did.",
                 id="strata.E021",
             )
         )

@@ -19,7 +19,9 @@ which encoding is accepted), so that a repeated request builds no ``WSGIRequest`
 request with an ``Authorization`` header or a cookie header naming the messages cookie is
 never remembered: the full rules run for it. ``request_started``/``request_finished`` are
 not sent for the hits answered here: nothing runs for them that would need it (no
-database, nothing to store).
+database, nothing to store). Each hit is counted in :mod:`strata.metrics`
+(``strata_requests_total{outcome="page-hit"}``, its time from here to the response)
+unless ``STRATA['METRICS']['ENABLED']`` is off.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from http import HTTPStatus
+from time import perf_counter
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from django.conf import settings as django_settings
@@ -35,7 +38,9 @@ from django.core.handlers.wsgi import WSGIRequest
 from ..conf import strata_settings
 from ..edge.outcomes import Outcome
 from ..edge.policy import MESSAGES_COOKIE
+from ..metrics.registry import Tally, tally
 from ..tags.versions import CacheUnavailable
+from ..timing.aggregates import known_view
 from .cache import PageCache
 
 __all__ = ["PageCacheApplication", "LOOKUP_KEY"]
@@ -75,12 +80,14 @@ class PageCacheApplication:
         self._server_header = ""
         self._keyed: tuple[str, ...] = _KEYED
         self._keys: dict[tuple, str] = {}  # the request's keyed values -> page key or ""
+        self._metrics: Tally | None = None
 
     def _page_cache(self) -> PageCache | None:
         pid = os.getpid()
         if self._pid != pid:  # settings are read in each app-server worker, after fork
             conf = strata_settings()
             self._pages = PageCache(conf) if conf.page_cache.enabled else None
+            self._metrics = tally if conf.metrics.enabled else None
             self._server_header = f"{conf.server_name} pid={pid}"
             self._keys = {}
             proxy_header = getattr(django_settings, "SECURE_PROXY_SSL_HEADER", None)
@@ -112,6 +119,8 @@ class PageCacheApplication:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         pages = self._page_cache()
+        metrics = self._metrics
+        started = perf_counter() if metrics is not None else 0.0
         if (
             pages is None
             or environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
@@ -137,6 +146,8 @@ class PageCacheApplication:
             ("X-Strata-Server", self._server_header),
         ]
         start_response(f"{status} {_phrase(status)}", headers)
+        if metrics is not None:
+            metrics.page_hit(known_view(environ.get("PATH_INFO", "/")), perf_counter() - started)
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else content]
 
 

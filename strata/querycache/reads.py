@@ -24,6 +24,7 @@ from contextlib import suppress
 from django.db.models.sql.constants import MULTI, SINGLE
 
 from ..conf import strata_settings
+from ..debug import trace
 from ..replicas.positions import replica_behind
 from ..signals import schema_changed
 from ..tags.invalidation import dirty_tables, note_row_locks, transaction_open
@@ -150,6 +151,8 @@ def _may_cache_in_transaction(connection) -> bool:
 def _bypass(reason: str, original, compiler, *args):
     """Read from the database; an artifact being built from this read must not be stored."""
     stats[f"bypass:{reason}"] += 1
+    if (t := trace.active.get()) is not None:
+        t.query("bypass", compiler, reason=reason)
     if recording_active():
         taint(f"a read bypassed the query cache ({reason})")
     return original(compiler, *args)
@@ -258,6 +261,8 @@ def _look_up(compiler, sql: str, params, result_type, conf):
         stats["hit"] += 1
         shape.stored = frozenset(cached[0])
         record(cached[0])
+        if (t := trace.active.get()) is not None:
+            t.query("hit", compiler, cached[0])
         return (_HIT, cached[1])
     snapshot, missing = store.provisional({tag: versions[tag] for tag in tags})
     if not shape.late:
@@ -266,6 +271,8 @@ def _look_up(compiler, sql: str, params, result_type, conf):
         stats["miss"] += 1
         if not serve:
             stats["miss:queries captured"] += 1
+    if (t := trace.active.get()) is not None:
+        t.query("miss", compiler, tags, "" if serve else "query cache off or queries captured")
     if conf.replicas and connection.alias in conf.replicas:
         # The replica rule (docs/design.md): what a replica that has not replayed the writes
         # behind this snapshot returns is served, never stored.

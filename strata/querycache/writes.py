@@ -38,6 +38,7 @@ from django.db.models.signals import post_migrate, pre_migrate
 from django.db.models.sql.constants import NO_RESULTS, ROW_COUNT
 
 from ..conf import strata_settings
+from ..metrics.registry import INVALIDATION_ROWS
 from ..tags.invalidation import invalidate_after_commit, note_row_locks, transaction_open
 from ..tags.naming import ALL, bulk_tag, new_rows_tag, table_tag
 from ..tags.recorder import recording_active, taint
@@ -106,6 +107,7 @@ def _whole(*tables: str) -> set[str]:
 def _row_tags_of(info: TableInfo, before, after) -> set[str]:
     """Tags of a write whose old rows are ``before`` (None: too many) and new ``after``."""
     tags = {table_tag(info.table)}
+    INVALIDATION_ROWS.inc(max(len(before or ()), len(after or ())))
     if before is None or after is None:
         tags.add(bulk_tag(info.table))
     tags |= row_tags(info.table, before or [])

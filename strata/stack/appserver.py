@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,22 @@ class AppServer(Program):
         self.workers = workers
         self.timeout = timeout
         self.config_path = run_dir / "config" / f"{name}.{self.config_name}"
+        self.metrics_dir = run_dir / "metrics" / name
+        self._metrics_dir_emptied = False
+
+    def empty_metrics_dir(self) -> None:
+        """Give prometheus_client's multiprocess mode an empty directory, once per
+        ``strata up``: each process writes its counters to files there and ``/-/metrics``
+        adds them up, so files of an earlier run would be added in. A restart by the
+        supervisor keeps them: the counters of the workers that died stay in the sums,
+        which keeps every counter rising (a fall would be a reset for Prometheus)."""
+        if not self._metrics_dir_emptied:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            self._metrics_dir_emptied = True
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
 
     def prepare(self) -> None:
+        self.empty_metrics_dir()
         write_config(
             self.config_path,
             self.template,
@@ -83,7 +98,7 @@ class AppServer(Program):
         return "strata.stack.wsgi:application"
 
     def env(self) -> dict[str, str]:
-        extra = {"STRATA_SERVER_NAME": self.name}
+        extra = {"STRATA_SERVER_NAME": self.name, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
         if self.project.wsgi_app:
             extra["STRATA_WSGI_APPLICATION"] = self.project.wsgi_app
         return self.project.environment(**extra)
@@ -194,7 +209,9 @@ class Granian(AppServer):
         return __version__
 
     def prepare(self) -> None:
-        """Nothing to render (the configuration is in :meth:`argv`): check it is installed."""
+        """Nothing to render (the configuration is in :meth:`argv`): check it is
+        installed, and empty the metrics directory."""
+        self.empty_metrics_dir()
         if importlib.util.find_spec("granian") is None:
             raise StackError(
                 self.name, 'Granian is not installed: pip install "django-strata[granian]"'

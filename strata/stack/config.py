@@ -26,6 +26,13 @@ __all__ = [
 # Each program's port is the base port plus a fixed offset, so addresses are predictable.
 OFFSETS = {
     "haproxy": 0,
+    # The counters, for Prometheus (docs/monitoring.md): HAProxy's own exporter, and one
+    # exporter per program (Varnish nodes from base + 51 up to base + 60).
+    "haproxy_metrics": 1,
+    "memcached_exporter": 12,
+    "redis_exporter": 21,
+    "postgres_exporter": 43,
+    "varnish_exporter": 51,
     "varnish": 80,
     "pool": 90,
     "app": 101,
@@ -100,6 +107,7 @@ class StackConfig:
     hosts: int = 0
     namespaces: bool | None = None  # hosts as network namespaces (None: when root allows)
     pgbouncer: bool = False  # pgbouncer (transaction mode) between the app servers and PostgreSQL
+    exporters: bool = True  # each program's counters for Prometheus (docs/monitoring.md)
 
     def port_of(self, role: str, index: int = 0) -> int:
         """The port of ``role`` (its ``index``-th instance)."""

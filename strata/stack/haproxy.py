@@ -81,6 +81,7 @@ class HAProxy(Program):
         tls_pem: Path | None = None,
         slowstart: str = "10s",
         balance: str = "roundrobin",
+        metrics_port: int | None = None,
     ):
         super().__init__(name, run_dir, host, port)
         self.binary = binary
@@ -94,6 +95,7 @@ class HAProxy(Program):
         self.tls_pem = tls_pem
         self.slowstart = slowstart
         self.balance = balance
+        self.metrics_port = metrics_port
         self.config_path = run_dir / "config" / f"{name}.cfg"
         self.admin_socket = run_dir / name / "admin.sock"
 
@@ -106,6 +108,8 @@ class HAProxy(Program):
             ports.append(self.pool_port)
         if self.tls_port:
             ports.append(self.tls_port)
+        if self.metrics_port:
+            ports.append(self.metrics_port)
         return ports
 
     @property
@@ -115,6 +119,8 @@ class HAProxy(Program):
             text += f", https {self.tls_port}"
         if self.pool == "haproxy":
             text += f", pool {self.pool_port}"
+        if self.metrics_port:
+            text += f", metrics {self.metrics_port}"
         return text
 
     def prepare(self) -> None:
@@ -136,6 +142,8 @@ class HAProxy(Program):
             health_path=self.health_path,
             slowstart=self.slowstart,
             balance=self.balance,
+            metrics_host=self.host,
+            metrics_port=self.metrics_port,
         )
         check = subprocess.run(
             [self.binary, "-c", "-q", "-f", str(self.config_path)],
@@ -168,6 +176,12 @@ class HAProxy(Program):
     def server_states(self, backend: str) -> dict[str, str]:
         """Server name → status (UP, DOWN, MAINT, ...) as HAProxy sees it now."""
         return server_states(self.admin("show stat"), backend)
+
+    def metrics(self) -> str:
+        """HAProxy's own Prometheus exporter's answer (its metrics frontend)."""
+        if not self.metrics_port:
+            raise OSError("this HAProxy has no metrics frontend")
+        return http_get(self.host, self.metrics_port, "/metrics").body.decode()
 
     def get(self, path: str = "/", headers=None):
         """A request through the public frontend."""

@@ -16,6 +16,7 @@ from typing import TypeVar
 from .appserver import APP_SERVERS
 from .config import LOAD_BALANCERS, StackConfig, cache_nodes, host_names
 from .errors import StackError
+from .exporters import Exporter, plan_exporters
 from .haproxy import HAProxy
 from .hosts import Host, HostNetwork, LoopbackHosts, make_hosts
 from .memcached import Memcached
@@ -70,8 +71,18 @@ class StackPlan:
                 )
             )
         self.embedded: list[EmbeddedLayer] = []
+        self.exporters: list[Exporter] = []
+        self.exporter_notes: list[str] = []  # an exporter that cannot run, and why
         self.purge_secret = ""
         self._plan()
+        if config.exporters:
+            self.exporters, self.exporter_notes = plan_exporters(
+                self.accelerators,
+                self.caches,
+                self.database,
+                config.port_of,
+                lambda program: program.host,
+            )
 
     def host(self, name: str) -> Host:
         """The host that runs ``name`` (db1, cache1, app1, edge1, lb1, ...)."""
@@ -309,6 +320,7 @@ class StackPlan:
                     tls_port=cfg.port_of("tls") if cfg.tls else None,
                     tls_pem=tls_pem,
                     balance=cfg.balance,
+                    metrics_port=cfg.port_of("haproxy_metrics") if cfg.exporters else None,
                 ),
                 f"lb{i + 1}",
             )
@@ -339,10 +351,15 @@ class StackPlan:
         project = self.config.project
         if self.network is None:
             self.purgers.append(Purger("purger", self.run_dir, self.config.host, project))
-            return
-        for i, app in enumerate(self.app_servers):
-            name = "purger" if i == 0 else f"purger{i + 1}"
-            self.purgers.append(self._on(Purger(name, self.run_dir, app.host, project), app.name))
+            beside = self.app_servers[:1]
+        else:
+            for i, app in enumerate(self.app_servers):
+                name = "purger" if i == 0 else f"purger{i + 1}"
+                purger = Purger(name, self.run_dir, app.host, project)
+                self.purgers.append(self._on(purger, app.name))
+            beside = self.app_servers
+        for purger, app in zip(self.purgers, beside, strict=False):
+            purger.metrics_dir = getattr(app, "metrics_dir", None)
 
     @property
     def _load_balancers(self) -> int:
@@ -364,6 +381,7 @@ class StackPlan:
         order += self.accelerators
         order += self.purgers  # delivers to the accelerators; before HAProxy checks them
         order += self.load_balancers
+        order += self.exporters  # for looking at the others: last
         return order
 
     @property

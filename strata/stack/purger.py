@@ -51,6 +51,9 @@ class Purger(Program):
         self.project = project
         self._started_at = 0.0
         self._log_size_at_start = 0
+        # The metrics directory of the app server beside it: the purger's counters
+        # (purges, their durations) are served by that server's /-/metrics.
+        self.metrics_dir: Path | None = None
 
     @property
     def address(self) -> str:
@@ -67,7 +70,10 @@ class Purger(Program):
         return [sys.executable, "-m", "django", "strata_purger"]
 
     def env(self) -> dict[str, str]:
-        return self.project.environment(STRATA_SERVER_NAME=self.name)
+        extra = {"STRATA_SERVER_NAME": self.name}
+        if self.metrics_dir is not None:
+            extra["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
+        return self.project.environment(**extra)
 
     def cwd(self) -> Path:
         return self.project.directory

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import StackConfig
 from .errors import StackError
+from .exporters import Exporter
 from .haproxy import HAProxy
 from .hosts import HostNetwork
 from .inspection import ProjectFacts, inspect_project
@@ -24,6 +25,7 @@ from .plan import StackPlan
 from .ports import port_is_free
 from .probes import http_get
 from .program import Program, StatusRow
+from .prometheus import render_scrape_config, targets_from_state
 from .runstate import RunState, clear_state, hold_path, write_environment
 from .varnish import Varnish
 
@@ -46,6 +48,13 @@ class Stack(StackPlan):
         for program in self.programs:
             for port in program.ports():
                 if not port_is_free(program.host, port):
+                    if isinstance(program, Exporter):  # for looking, not serving: skip it
+                        self.exporters.remove(program)
+                        self.exporter_notes.append(
+                            f"no metrics from {program.name}: port {port} on {program.host} "
+                            "is already in use"
+                        )
+                        break
                     raise StackError(
                         program.name,
                         f"port {port} on {program.host} is already in use; stop what listens "
@@ -97,12 +106,33 @@ class Stack(StackPlan):
             for program in self.load_balancers:
                 say(f"starting {program.name}")
                 self._start_and_wait(program)
+            if self.exporters:
+                say("starting the exporters")
+            for program in self.exporters:  # they start while the request is checked
+                program.start()
+                self.started.append(program)
             say("checking a request end to end")
             self._check_end_to_end()
+            self._wait_exporters()
         except BaseException:
             self.stop()
             raise
+        self.notes += self.exporter_notes
         self.write_state()
+
+    def _wait_exporters(self) -> None:
+        """Wait for each exporter; one that does not answer is stopped and noted: the
+        stack serves without it (an exporter is for looking, not for serving)."""
+        for exporter in list(self.exporters):
+            try:
+                exporter.wait_ready()
+            except StackError as error:
+                exporter.stop()
+                self.started.remove(exporter)
+                self.exporters.remove(exporter)
+                self.exporter_notes.append(
+                    f"no metrics from {exporter.name}: {error.message} (see {exporter.log_path})"
+                )
 
     def _read_project(self) -> None:
         """Refuse a project that cannot be served; take its health path; note what of
@@ -240,7 +270,8 @@ class Stack(StackPlan):
         probe may have been answered by another program that took its port after the
         port check (varnishd then exits with "Address already in use")."""
         for program in self.started:
-            program.raise_if_exited()
+            if program not in self.exporters:  # checked by _wait_exporters
+                program.raise_if_exited()
 
     def _replay_error(self, path: str) -> str:
         """Why GET ``path`` fails: the exception Django raises for the same request in
@@ -338,6 +369,7 @@ class Stack(StackPlan):
             self.purgers,
             self.caches,
             [self.pooler, self.database, self.replica],
+            self.exporters,
         ]
         rows = [p.status_row() for layer in layers for p in layer if p is not None]
         for layer in self.embedded:
@@ -373,7 +405,21 @@ class Stack(StackPlan):
             state["work_dir"] = str(work_dir)
         if isinstance(program, HAProxy) and program.pool == "haproxy":
             state["pool_port"] = program.pool_port  # the app-server pool, past Varnish
+        if isinstance(program, HAProxy) and program.metrics_port:
+            state["metrics_port"] = program.metrics_port  # its Prometheus exporter
+        if isinstance(program, Exporter):
+            state["exports"] = program.target.name  # whose counters it serves
         return state
+
+    def write_scrape_config(self) -> Path:
+        """``config/prometheus.yml``: Prometheus's scrape jobs for what runs now (each
+        app server, HAProxy's exporter, each program's exporter; docs/monitoring.md)."""
+        programs = {p.name: self._program_state(p) for p in self.programs}
+        text = render_scrape_config(targets_from_state(programs), scrape_interval="5s")
+        path = self.run_dir / "config" / "prometheus.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
 
     def write_state(self) -> None:
         """Record what runs where (``state.json``, ``environment.json``), for ``strata
@@ -390,6 +436,7 @@ class Stack(StackPlan):
             cache_url=self.config.project.env.get("CACHE_URL", ""),
             database_url=self.config.project.env.get("DATABASE_URL", ""),
         ).write()
+        self.write_scrape_config()
         project = self.config.project
         full = project.environment()
         names = [*project.env, "DJANGO_SETTINGS_MODULE", "PYTHONPATH"]

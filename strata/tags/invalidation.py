@@ -26,6 +26,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..conf import strata_settings
+from ..metrics.registry import INVALIDATED_TAGS, INVALIDATIONS
 from ..signals import post_invalidation
 from .naming import ALL
 from .stores import version_store
@@ -107,6 +108,8 @@ def bump_now(tags: Iterable[str], using: str) -> bool:
     tags = frozenset(tags)
     store = version_store(strata_settings().cache_alias)
     changed, position = store.bump_logged(tags)
+    INVALIDATIONS.inc()
+    INVALIDATED_TAGS.inc(len(tags))
     for receiver, outcome in post_invalidation.send_robust(
         store, tags=tags, using=using, changed=changed, position=position
     ):

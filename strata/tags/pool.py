@@ -49,6 +49,7 @@ from collections.abc import Iterable
 from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.exceptions import ImproperlyConfigured
 
+from ..metrics.registry import CACHE_ERRORS, CIRCUIT_OPEN
 from .versions import (
     VALUE_ERRORS,
     VERSION_PREFIX,
@@ -156,11 +157,14 @@ class PoolVersionStore(VersionStore):
             return True
         if time.monotonic() >= until:
             self._down.pop(node, None)
+            CIRCUIT_OPEN.labels(f"{self.cache_alias}@{node}").set(0)
             return True
         return False
 
     def _node_failed(self, node: str, exc: Exception) -> None:
         self._down[node] = time.monotonic() + self.retry_after
+        CACHE_ERRORS.labels(f"{self.cache_alias}@{node}").inc()
+        CIRCUIT_OPEN.labels(f"{self.cache_alias}@{node}").set(1)
         outage_warnings.warn(
             f"node:{node}",
             "strata: memcached %s of cache %r unavailable (%r); its copies are skipped",
@@ -309,6 +313,7 @@ class PoolVersionStore(VersionStore):
         if failed:
             self._pending |= failed
             self._down_until = time.monotonic() + self.retry_after
+            CIRCUIT_OPEN.labels(self.cache_alias).set(1)
             log.error(
                 "strata: could not change the versions of %d tag(s) on a majority of "
                 "their memcached nodes; retrying when they answer, and artifacts expire "

@@ -27,6 +27,7 @@ from typing import TypeGuard
 
 from django.core.cache import caches
 
+from ..metrics.registry import CACHE_ERRORS, CIRCUIT_OPEN
 from .keyspace import VERSION_PREFIX
 from .recorder import outermost_recorder
 
@@ -95,6 +96,7 @@ class VersionStore:
     def __init__(self, cache_alias: str = "default"):
         self.cache_alias = cache_alias
         self._down_until = 0.0
+        CIRCUIT_OPEN.labels(cache_alias).set(0)
         self._pending: set[str] = set()
 
     @property
@@ -131,6 +133,8 @@ class VersionStore:
 
     def _failed(self, kind: str, exc: Exception) -> CacheUnavailable:
         self._down_until = time.monotonic() + self.retry_after
+        CACHE_ERRORS.labels(self.cache_alias).inc()
+        CIRCUIT_OPEN.labels(self.cache_alias).set(1)
         outage_warnings.warn(
             kind,
             "strata: cache %r unavailable (%s); reading from the database",
@@ -144,6 +148,7 @@ class VersionStore:
             if time.monotonic() < self._down_until:
                 raise CacheUnavailable("the cache failed moments ago")
             self._down_until = 0.0
+            CIRCUIT_OPEN.labels(self.cache_alias).set(0)
         if self._pending:
             pending, self._pending = self._pending, set()
             if not self.bump(pending):
@@ -298,6 +303,8 @@ class VersionStore:
         """Keep ``tags`` to bump again once the cache answers, and say so loudly."""
         self._pending |= tags
         self._down_until = time.monotonic() + self.retry_after
+        CACHE_ERRORS.labels(self.cache_alias).inc()
+        CIRCUIT_OPEN.labels(self.cache_alias).set(1)
         log.error(
             "strata: could not change the versions of %d tag(s) (%s); retrying when "
             "the cache answers, and artifacts expire within their timeout meanwhile",

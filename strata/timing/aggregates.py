@@ -61,6 +61,7 @@ __all__ = [
     "summarize",
     "merge",
     "view_of",
+    "known_view",
     "clean_sql",
 ]
 
@@ -222,6 +223,11 @@ def view_of(request: HttpRequest, served_from_cache: bool = False) -> str:
         _views_by_path.clear()
     _views_by_path[path] = name  # remembered: hits of this path cost a lookup
     return name
+
+
+def known_view(path: str) -> str | None:
+    """The view name :func:`view_of` last gave ``path`` in this process (None: none yet)."""
+    return _views_by_path.get(path)
 
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.:-]")

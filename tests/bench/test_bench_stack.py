@@ -44,3 +44,10 @@ def test_strata_bench_measures_the_real_stack_tier_by_tier(stack, tmp_path):
             assert row["status"] == "measured" and row["answered"] > 0, row
             assert row["breakdown"]["requests"] > 0
     assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".png", ".html"}
+    # What the caches answered during each run, read from the stack's own counters.
+    (varnish,) = rows["accelerator"]["hit_ratios"]["accelerator"]
+    assert varnish["hit_ratio"] > 0.9 and varnish["source"].startswith("varnishstat -n ")
+    page = {e["name"]: e for e in rows["page"]["hit_ratios"]["page_cache"]}
+    every = page.get("all") or next(iter(page.values()))
+    assert every["hit_ratio"] > 0.9 and every["source"].endswith("/-/metrics")
+    assert "hit ratios read from " in result.output

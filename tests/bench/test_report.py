@@ -144,3 +144,56 @@ def test_without_matplotlib_the_json_and_tables_are_written_and_the_report_says_
     assert skipped and "matplotlib is not installed" in skipped[0]
     assert "matplotlib is not installed" in written["html"].read_text()
     assert json.loads(written["json"].read_text())["results"]
+
+
+RATIOS = {
+    "seconds": 2.0,
+    "accelerator": [
+        {
+            "name": "varnish1",
+            "up": True,
+            "hit_ratio": 0.998,
+            "hits": 19_960,
+            "lookups": 20_000,
+            "requests": 20_000,
+            "source": "varnishstat -n /run/varnish1",
+        }
+    ],
+    "page_cache": [
+        {
+            "name": "app1",
+            "up": True,
+            "hit_ratio": None,
+            "hits": 0,
+            "lookups": 0,
+            "requests": 0,
+            "source": "http://127.0.0.1:8101/-/metrics",
+        }
+    ],
+    "query_cache": [],
+}
+
+
+def test_the_report_gives_the_hit_ratios_seen_during_each_run_and_where_they_were_read(
+    bench, tmp_path
+):
+    bench.plan.read_metrics = lambda: None  # read: the stack came from its run directory
+    bench.runs[0].hit_ratios = RATIOS
+    lines = notes(bench)
+    assert (
+        "/ accelerator: during the run: accelerator varnish1 99.8% (19,960 of 20,000); "
+        "page cache app1 — (no lookups)"
+    ) in lines
+    assert "/ page: hit ratios during the run: not read" in lines
+    assert (
+        "hit ratios read from http://127.0.0.1:8101/-/metrics, varnishstat -n /run/varnish1"
+        in lines
+    )
+    written, _ = write_reports(bench, tmp_path / "out")
+    data = json.loads(written["json"].read_text())
+    assert data["results"][0]["hit_ratios"] == RATIOS
+    assert "hit_ratios" not in data["results"][1]
+
+
+def test_a_stack_given_by_url_says_its_hit_ratios_were_not_read(bench):
+    assert "hit ratios during the runs: not read (the stack was given by URL)" in notes(bench)

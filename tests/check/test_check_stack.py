@@ -84,6 +84,12 @@ def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path
         phases[name]["writes_acked"] > 0 for name in ("baseline", "app-kill", "cache-restart")
     )
     assert phases["baseline"]["purge_window"]["writes"] > 0
+    # The hit ratios during the run, with where they were read (a fault that restarted a
+    # program reset its counters: its ratio may be unknown).
+    ratios = data["hit_ratios"]
+    assert ratios["accelerator"] and ratios["page_cache"]
+    assert all(e["source"].endswith("/-/metrics") for e in ratios["page_cache"] if e["up"])
+    assert "read from " in result.output
     # The stack that --start started is gone, programs and all.
     assert not pid_alive(data["stack"]["strata_up_pid"])
     assert not any(pid_alive(p["pid"]) for p in data["stack"]["programs"].values())

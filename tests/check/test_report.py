@@ -107,3 +107,30 @@ def test_the_json_report_has_the_phases_the_findings_and_the_plan(tmp_path):
     assert loaded["skipped"] == [
         {"fault": "purge-fail", "reason": "no Varnish with a work_dir in state.json"}
     ]
+
+
+def test_the_report_gives_the_hit_ratios_during_the_run_and_where_they_were_read(tmp_path):
+    ratios = {
+        "seconds": 30.0,
+        "accelerator": [
+            {
+                "name": "varnish1",
+                "up": True,
+                "hit_ratio": 0.9,
+                "hits": 900,
+                "lookups": 1000,
+                "requests": 1200,
+                "source": "varnishstat -n /run/varnish1",
+            }
+        ],
+        "page_cache": [],
+        "query_cache": [],
+    }
+    run = result(tmp_path)
+    data = report_data(run, argv=["strata", "check"], hit_ratios=ratios)
+    loaded = json.loads(write_report(data, tmp_path / "check.json").read_text())
+    assert loaded["hit_ratios"] == ratios
+    lines = verdict_lines(run, ratios)
+    assert "accelerator hits: varnish1 90.0% (900 of 1,000)" in lines
+    assert "read from varnishstat -n /run/varnish1" in lines
+    assert report_data(run)["hit_ratios"] is None

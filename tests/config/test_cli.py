@@ -19,8 +19,8 @@ def test_the_example_renders_with_a_summary_and_private_secrets(tmp_path):
     out = tmp_path / "production"
     result = run(str(EXAMPLE), "--out", str(out), "--no-check")
     assert result.exit_code == 0, result.output
-    assert "newsroom: 13 hosts" in result.output
-    assert f"Wrote 41 files to {out}/" in result.output  # 4 app hosts: strata-purger.service
+    assert "newsroom: 14 hosts" in result.output
+    assert f"Wrote 50 files to {out}/" in result.output  # purgers, exporters, monitoring
     assert "secrets.env (mode 0600)" in result.output
     assert stat.S_IMODE((out / "secrets.env").stat().st_mode) == 0o600
     assert "haproxy -c" not in result.output  # --no-check

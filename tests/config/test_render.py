@@ -26,7 +26,11 @@ EXPECTED = {
     "lb1": ["etc/haproxy/haproxy.cfg", "etc/redis/sentinel.conf"],
     "lb2": ["etc/haproxy/haproxy.cfg"],
     **{
-        f"varnish{i}": ["etc/varnish/strata.vcl", "etc/systemd/system/varnish.service"]
+        f"varnish{i}": [
+            "etc/varnish/strata.vcl",
+            "etc/systemd/system/varnish.service",
+            "etc/default/prometheus-varnish-exporter",
+        ]
         for i in (1, 2, 3)
     },
     **{
@@ -39,15 +43,26 @@ EXPECTED = {
         ]
         for i in (1, 2, 3, 4)
     },
-    "cache1": ["etc/redis/redis.conf", "etc/redis/sentinel.conf"],
-    "cache2": ["etc/redis/redis.conf", "etc/redis/sentinel.conf"],
+    **{
+        f"cache{i}": [
+            "etc/redis/redis.conf",
+            "etc/redis/sentinel.conf",
+            "etc/default/prometheus-redis-exporter",
+        ]
+        for i in (1, 2)
+    },
     "db1": [
         "etc/postgresql/15/main/conf.d/strata.conf",
         "etc/postgresql/15/main/pg_hba.conf",
         "etc/pgbouncer/pgbouncer.ini",
         "etc/pgbouncer/userlist.txt",
+        "etc/default/prometheus-postgres-exporter",
     ],
-    "db2": ["etc/postgresql/15/main/conf.d/strata.conf", "etc/postgresql/15/main/pg_hba.conf"],
+    "db2": [
+        "etc/postgresql/15/main/conf.d/strata.conf",
+        "etc/postgresql/15/main/pg_hba.conf",
+        "etc/default/prometheus-postgres-exporter",
+    ],
 }
 
 

@@ -20,12 +20,17 @@ from tests.helpers import make_run_dir, remove_run_dir
 # Lines only `strata up` writes, and lines only `strata config` writes, per file.
 ALLOWED = {
     "haproxy.cfg": (
-        [r"stats socket /tmp/\S+/haproxy/admin\.sock ", r"server app\d 127\.0\.0\.1:2010\d check$"],
+        [
+            r"stats socket /tmp/\S+/haproxy/admin\.sock ",
+            r"server app\d 127\.0\.0\.1:2010\d check$",
+            r"^\s+bind 127\.0\.0\.1:20001$",  # HAProxy's metrics: base port + 1
+        ],
         [
             r"stats socket /run/haproxy/admin\.sock ",
             r"# Started as root to bind the public ports",
             r"^\s+(user|group) haproxy$",
             r"server app\d 127\.0\.0\.1:2010\d check maxconn 2$",
+            r"^\s+bind 127\.0\.0\.1:8405$",  # HAProxy's metrics: [monitoring]'s port
         ],
     ),
     "varnish.vcl": (

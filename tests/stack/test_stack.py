@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import threading
 import time
@@ -28,6 +30,10 @@ def test_every_layer_is_a_real_running_program(stack):
         "Varnish",
         "strata_purger",  # the invalidation bus (Redis) to the accelerators
         "HAProxy",
+        # each layer's counters for Prometheus (HAProxy exports its own)
+        "prometheus-varnish-exporter",
+        "prometheus-redis-exporter",
+        "prometheus-postgres-exporter",
     ]
     assert all(program.running() for program in stack.programs)
     assert stack.embedded == []
@@ -202,6 +208,32 @@ def test_killed_app_server_is_taken_out_and_brought_back(stack):
     assert len(errors) <= app1.workers, errors
 
 
+def test_every_layer_serves_its_counters_for_prometheus(stack):
+    counters = {e.target.name: http_get(e.host, e.port, "/metrics") for e in stack.exporters}
+    assert {name: a.status for name, a in counters.items()} == dict.fromkeys(
+        ["varnish1", "redis", "postgres"], 200
+    )
+    assert b"varnish_main_cache_hit " in counters["varnish1"].body
+    assert b"redis_up 1" in counters["redis"].body
+    assert b"pg_up 1" in counters["postgres"].body
+    haproxy = stack.load_balancer.metrics()
+    assert 'haproxy_frontend_http_requests_total{proxy="public"}' in haproxy
+    # ... on a port of its own: the public frontend does not answer it.
+    assert b"haproxy_process" not in http_get(stack.config.host, stack.config.port, "/metrics").body
+    state = json.loads((stack.run_dir / "state.json").read_text())["programs"]
+    assert state["varnish1-exporter"]["exports"] == "varnish1"
+    assert state["haproxy"]["metrics_port"] == stack.load_balancer.metrics_port
+
+
+def test_each_app_server_counts_in_a_directory_of_its_own(stack):
+    for app in stack.app_servers:
+        assert app.env()["PROMETHEUS_MULTIPROC_DIR"] == str(app.metrics_dir)
+        assert any(app.metrics_dir.iterdir())  # its workers' counter files
+    assert stack.purgers[0].env()["PROMETHEUS_MULTIPROC_DIR"] == str(
+        stack.app_servers[0].metrics_dir
+    )  # the purger's counters are served by the app server beside it
+
+
 def test_redis_answers_on_its_own_port_only(stack):
     assert line_probe(stack.cache.host, stack.cache.port, b"PING\r\n", b"+PONG")
 
@@ -235,11 +267,18 @@ def test_the_alternative_topology_serves_and_stops_cleanly():
             "Gunicorn",
             "Varnish",
             "HAProxy",
+            "prometheus-varnish-exporter",
+            "strata memcached exporter",  # Debian 12 packages none
+            "prometheus-postgres-exporter",
         ]  # no purger: Memcached holds no invalidation log, the app processes purge
         assert [r.layer for r in alternative.status_rows() if r.pid is None] == ["purger"]
         client = client_for(alternative)
         assert client.get("/?alt").getheader("X-Cache") == "MISS"
         assert client.get("/?alt").getheader("X-Cache") == "HIT"
+        memcached = next(e for e in alternative.exporters if e.target is alternative.cache)
+        counters = http_get(memcached.host, memcached.port, "/metrics").body.decode()
+        assert "memcached_up 1.0" in counters
+        assert re.search(r'memcached_commands_total\{command="get",status="hit"\} [1-9]', counters)
         sessions = [p.pid for p in alternative.programs]
     finally:
         alternative.stop()

@@ -41,8 +41,8 @@ def test_every_host_runs_in_a_network_namespace_of_its_own(stack):
     addresses = {p.host for p in programs}
 
     # db1 (PostgreSQL + pgbouncer), db2 (replica), cache, 2 app (each with its purger),
-    # 2 edge, 2 load balancers
-    assert len(programs) == 12
+    # 2 edge, 2 load balancers, and the exporters of the 2 edge nodes, the cache and the database
+    assert len(programs) == 16
     assert len(namespaces) == len(addresses) == 9
     assert stack.pooler.netns == stack.database.netns
     assert network_namespace(os.getpid()) not in namespaces

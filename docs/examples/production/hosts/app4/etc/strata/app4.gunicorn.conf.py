@@ -28,3 +28,14 @@ def post_fork(server, worker):
     import gc
 
     gc.freeze()
+
+
+def child_exit(server, worker):
+    # prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR): a dead worker's
+    # gauges leave the sums that /-/metrics serves.
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

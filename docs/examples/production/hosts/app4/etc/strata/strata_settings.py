@@ -27,7 +27,15 @@ SECRET_KEY = _secret("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = [
     "news.example.com",
     "www.news.example.com",
+    # Prometheus scrapes each app server at its own address (docs/monitoring.md); the
+    # accelerators answer only the names above.
+    "10.0.3.1",
+    "10.0.3.2",
+    "10.0.3.3",
+    "10.0.3.4",
 ]
+# Prometheus's host may read /-/metrics (and /-/timing/), as the site's own addresses may.
+INTERNAL_IPS = [*globals().get("INTERNAL_IPS", ()), "10.0.6.1"]
 # HAProxy terminates TLS and sets X-Forwarded-Proto itself, replacing a client's own.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = True
