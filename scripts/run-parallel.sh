@@ -6,8 +6,9 @@ set -uo pipefail
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 pids=()
+started=$SECONDS
 for i in $(seq 1 $#); do
-  bash -c "${!i}" >"$logs/$i.log" 2>&1 &
+  (bash -c "${!i}"; code=$?; echo $((SECONDS - started)) >"$logs/$i.seconds"; exit $code) >"$logs/$i.log" 2>&1 &
   pids+=($!)
 done
 status=0
@@ -15,7 +16,7 @@ for i in $(seq 1 $#); do
   if ! wait "${pids[$((i - 1))]}"; then
     status=1
   fi
-  echo "== ${!i}"
+  echo "== ${!i} ($(cat "$logs/$i.seconds" 2>/dev/null || echo '?') s)"
   cat "$logs/$i.log"
 done
 exit $status

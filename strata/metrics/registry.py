@@ -58,6 +58,7 @@ __all__ = [
     "MAX_VIEWS",
     "MAX_REASONS",
     "FLUSH_EVERY",
+    "LATE_AFTER",
     "Tally",
     "tally",
 ]
@@ -103,6 +104,9 @@ MAX_VIEWS = 200
 MAX_REASONS = 50
 FLUSH_EVERY = 1.0
 """Seconds between two moves of the tally into the metric values."""
+LATE_AFTER = 5 * FLUSH_EVERY
+"""A request that finds the last move older than this makes one itself: the thread does not
+run where the app server runs no threads of the app's (uWSGI without ``enable-threads``)."""
 
 REQUESTS = Counter(
     "strata_requests",
@@ -202,6 +206,7 @@ class Tally:
         # twice). Nothing is read here: another thread may have held a lock at the fork.
         self.lock = threading.Lock()
         self.running = False
+        self.flushed_at = time.monotonic()
         self.hits: dict[str | None, _Pending] = {}
         self.requests: dict[tuple[str, str], _Pending] = {}  # (view, word) -> its series
         self.series: dict[tuple[str, str, str], _Pending] = {}
@@ -228,6 +233,8 @@ class Tally:
             pending.buckets[bisect_left(REQUEST_BUCKETS, seconds)] += 1
         if not self.running:
             self._start()
+        elif time.monotonic() - self.flushed_at > LATE_AFTER:
+            self.flush()
 
     def request(self, view: str, word: str | None, seconds: float, timing=None) -> None:
         """A request served through ``StrataMiddleware``: its ``X-Strata`` word (None:
@@ -254,6 +261,8 @@ class Tally:
                     section.buckets[bisect_left(REQUEST_BUCKETS, value)] += 1
         if not self.running:
             self._start()
+        elif time.monotonic() - self.flushed_at > LATE_AFTER:
+            self.flush()
 
     # -- bookkeeping ------------------------------------------------------------------
 
@@ -312,6 +321,7 @@ class Tally:
 
     def flush(self) -> None:
         """Move what this process counted into the metric values (never raises)."""
+        self.flushed_at = time.monotonic()
         with self.lock:
             moved = []
             for pending in self.everything:

@@ -8,7 +8,7 @@ import os
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from strata.metrics.registry import REQUEST_BUCKETS, REQUEST_SECONDS, REQUESTS, Tally
+from strata.metrics.registry import LATE_AFTER, REQUEST_BUCKETS, REQUEST_SECONDS, REQUESTS, Tally
 
 # On a bound, between bounds, below the first and past the last.
 DURATIONS = (0.0001, 0.00005, 0.0003, 0.001, 0.0049, 7.0)
@@ -67,3 +67,18 @@ def test_a_forked_child_has_nothing_pending_of_its_parents():
 
     assert child_pending == 0
     assert sum(p.count for p in tally.everything) == 1  # the parent's is still to report
+
+
+def test_a_request_moves_the_tally_itself_when_the_thread_has_not_for_long():
+    tally = Tally()
+    tally.running = True  # as if the thread were started, but it never runs
+    view = "tests.metrics.late-view"
+    counted = REQUESTS.labels(view, "page-hit", "")
+    before = value(counted)
+
+    tally.page_hit(view, 0.001)
+    assert value(counted) == before  # on time: left to the thread
+
+    tally.flushed_at -= LATE_AFTER + 1
+    tally.page_hit(view, 0.001)
+    assert value(counted) == before + 2

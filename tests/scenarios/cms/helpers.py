@@ -115,8 +115,17 @@ class CmsStack:
         return result.stdout
 
     def layers(self) -> dict[str, str]:
-        """Each layer's implementation, as ``strata status`` shows it."""
-        return {row["layer"]: row["implementation"] for row in self.state["rows"]}
+        """Each layer's implementation, as ``strata status`` shows it (the exporters of
+        the layers' metrics left out: :meth:`exporters`)."""
+        return {
+            row["layer"]: row["implementation"]
+            for row in self.state["rows"]
+            if row["layer"] != "metrics"
+        }
+
+    def exporters(self) -> set[str]:
+        """The programs that export the layers' metrics to Prometheus."""
+        return {row["implementation"] for row in self.state["rows"] if row["layer"] == "metrics"}
 
 
 @contextlib.contextmanager

@@ -131,6 +131,11 @@ def test_home_page_made_by_the_sites_data_migration_is_served_and_cached(cms):
         "database": "PostgreSQL",
         "purger": "strata_purger",
     }
+    assert cms.exporters() == {
+        "prometheus-varnish-exporter",
+        "prometheus-redis-exporter",
+        "prometheus-postgres-exporter",
+    }
     migrated = (cms.run_dir / "logs" / "manage.log").read_text()
     assert "Applying home.0002_create_homepage... OK" in migrated
     # Varnish starts after migrate, empty: migrate's writes have nothing to purge.

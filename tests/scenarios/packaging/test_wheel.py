@@ -153,7 +153,7 @@ def test_wheel_requires_the_django_app_only_and_offers_the_command_line_as_stack
             runtime.add(name)
         elif 'extra == "stack"' in requirement:
             stack.add(name)
-    assert runtime == {"django", "dj-database-url"}
+    assert runtime == {"django", "dj-database-url", "prometheus-client"}
     assert stack == STACK_EXTRA
 
 
