@@ -18,7 +18,6 @@ this middleware, and are not timed.
 from __future__ import annotations
 
 import os
-import weakref
 from contextlib import nullcontext
 from time import perf_counter
 
@@ -64,10 +63,8 @@ class StrataMiddleware:
         self.stale_while_revalidate = (
             conf.page_cache.stale_while_revalidate if conf.page_cache.enabled else 0
         )
-        # Named again in each process forked from this one (Gunicorn's preload_app builds
-        # the middleware in the master, before it forks the workers).
-        self.server_header = f"{conf.server_name} pid={os.getpid()}"
-        _instances.add(self)
+        self._named_in = 0  # the pid the header names: see _server()
+        self.server_header = ""
         self.timing_on = conf.timing.enabled
         self.server_timing = conf.timing.server_timing
         self.slow_queries = conf.timing.slow_queries
@@ -76,11 +73,21 @@ class StrataMiddleware:
             timing_hooks.install()  # done at start-up; this adds caches configured since
         self.metrics = tally if conf.metrics.enabled else None
 
+    def _server(self) -> str:
+        """``X-Strata-Server``, naming the process that answers. The middleware may have been
+        built in a master that then forked the workers (Gunicorn's ``preload_app``; uWSGI,
+        whose fork runs no Python at-fork handler), so the pid is checked, not inherited."""
+        pid = os.getpid()
+        if pid != self._named_in:
+            self._named_in = pid
+            self.server_header = f"{self.conf.server_name} pid={pid}"
+        return self.server_header
+
     def __call__(self, request: HttpRequest):
         if request.path_info == self.health_path:
             response: HttpResponseBase = HttpResponse(b"ok\n", content_type="text/plain")
             response["Cache-Control"] = "no-store"
-            response["X-Strata-Server"] = self.server_header
+            response["X-Strata-Server"] = self._server()
             return response
         if request.path_info == fence.READY_PATH:
             # An accelerator's readiness check (it missed purges?): as cheap as the probe.
@@ -159,7 +166,7 @@ class StrataMiddleware:
             # A request that wrote answers once its first purge is out: the next
             # request, from anyone, sees the change (bounded by PURGE_WAIT).
             tickets.wait_for_tickets(self.conf.purge_wait)
-        response["X-Strata-Server"] = self.server_header
+        response["X-Strata-Server"] = self._server()
         return response, status
 
     def process_exception(self, request: HttpRequest, exception: Exception):
@@ -234,14 +241,3 @@ class _Untracked:
 
 
 _UNTRACKED = _Untracked()
-
-_instances: weakref.WeakSet[StrataMiddleware] = weakref.WeakSet()
-
-
-def _name_the_child() -> None:
-    pid = os.getpid()
-    for middleware in list(_instances):
-        middleware.server_header = f"{middleware.conf.server_name} pid={pid}"
-
-
-os.register_at_fork(after_in_child=_name_the_child)

@@ -1,7 +1,7 @@
-"""Two Gunicorn workers, one metrics page: ``PROMETHEUS_MULTIPROC_DIR`` sums the workers.
+"""Two workers, one metrics page: ``PROMETHEUS_MULTIPROC_DIR`` sums the workers.
 
-Gunicorn runs the demo on the test settings with two workers forked from a master that
-loaded Django (``--preload``) and a fresh
+Gunicorn and uWSGI each run the demo on the test settings with two workers forked from a
+master that loaded Django (Gunicorn's ``--preload``; uWSGI's default) and a fresh
 ``PROMETHEUS_MULTIPROC_DIR``; requests go on until both workers have answered (each names
 its pid in ``X-Strata-Server``), and the page, answered by either, counts every one. The
 Gunicorn hook forgets a dead worker's live gauges. About 3 s (the workers' start-up and
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,6 @@ from strata.metrics.registry import FLUSH_EVERY
 from strata.stack.ports import free_port
 from tests.helpers import REPO
 from tests.metrics.conftest import Scrape
-
-pytest.importorskip("gunicorn")
 
 METRICS_VIEW = {"view": "strata.metrics.views.metrics", "outcome": "bypass"}
 
@@ -38,12 +37,35 @@ def pid_of(headers: dict[str, str]) -> int:
     return int(headers["X-Strata-Server"].rpartition("pid=")[2])
 
 
-@pytest.fixture
-def two_workers(tmp_path):
-    directory = tmp_path / "prometheus"
-    directory.mkdir()
+def gunicorn(tmp_path, port: int) -> list[str]:
+    pytest.importorskip("gunicorn")
     config = tmp_path / "gunicorn.conf.py"
     config.write_text("from strata.metrics import gunicorn_child_exit as child_exit\n")
+    # --preload, as strata up runs it: the metrics exist before the workers fork.
+    return [sys.executable, "-m", "gunicorn", "-c", str(config), "-w", "2", "--preload"] + [
+        "-b",
+        f"127.0.0.1:{port}",
+        "newsroom_site.wsgi:application",
+    ]
+
+
+def uwsgi(tmp_path, port: int) -> list[str]:
+    pytest.importorskip("pyuwsgi")
+    binary = Path(sys.executable).with_name("uwsgi")
+    return [str(binary), "--master", "--processes", "2", "--enable-threads", "--need-app"] + [
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "newsroom_site.wsgi:application",
+        "--hook-master-start",
+        "unix_signal:15 gracefully_kill_them_all",
+        "--disable-logging",
+    ]
+
+
+def start_two_workers(tmp_path, command):
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
     port = free_port()
     env = {
         **os.environ,
@@ -53,11 +75,9 @@ def two_workers(tmp_path):
         "STRATA_SERVER_NAME": "metrics-test",
     }
     env.pop("CACHE_URL", None)  # each worker's own file cache: nothing shared but the files
-    log = (tmp_path / "gunicorn.log").open("w")
+    log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        # --preload, as strata up runs it: the metrics exist before the workers fork.
-        [sys.executable, "-m", "gunicorn", "-c", str(config), "-w", "2", "--preload"]
-        + ["-b", f"127.0.0.1:{port}", "newsroom_site.wsgi:application"],
+        command(tmp_path, port),
         cwd=REPO,
         env=env,
         stdout=log,
@@ -71,7 +91,7 @@ def two_workers(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail((tmp_path / "gunicorn.log").read_text()[-3000:])
+                    pytest.fail((tmp_path / "server.log").read_text()[-3000:])
                 time.sleep(0.1)
         yield port, directory
     finally:
@@ -80,8 +100,20 @@ def two_workers(tmp_path):
         log.close()
 
 
-def test_the_page_sums_the_requests_of_both_workers(two_workers):
-    port, directory = two_workers
+@pytest.fixture
+def two_workers(tmp_path):
+    """Two Gunicorn workers (with Strata's ``child_exit`` hook)."""
+    yield from start_two_workers(tmp_path, gunicorn)
+
+
+@pytest.fixture(params=[gunicorn, uwsgi], ids=["gunicorn", "uwsgi"])
+def two_workers_of_each_server(request, tmp_path):
+    """Two workers of each app server Strata runs."""
+    yield from start_two_workers(tmp_path, request.param)
+
+
+def test_the_page_sums_the_requests_of_both_workers(two_workers_of_each_server):
+    port, directory = two_workers_of_each_server
     answered: dict[int, int] = {}
     made = 0
     while len(answered) < 2 and made < 200:
