@@ -54,6 +54,8 @@ __all__ = [
 
 BUCKETS = ("0ms", "50ms", "1s")
 """Stale reads by age: [0, 50 ms), [50 ms, 1 s), 1 s and more."""
+FAILURES_KEPT = 5
+"""How many failed writes each phase describes in the report (who answered, what it said)."""
 
 MAX_SAMPLES = 1000
 """Stale reads kept per phase in the report (all of them are counted)."""
@@ -151,6 +153,7 @@ class PhaseFigures:
     reads_errors: int = 0
     x_cache: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)  # answers other than 200, 30x
+    failed_writes: list[str] = field(default_factory=list)  # what the first 5xx writes said
     writes_sent: int = 0
     writes_acked: int = 0
     writes_unknown: int = 0
@@ -335,7 +338,9 @@ def check(
     phantoms: list[Phantom] = []
 
     for write in history.writes:
-        figure = figures[timeline.of(write.sent).name]
+        # A write belongs to the phase its answer came in: one still in flight when a fault
+        # was applied (an app server killed under it) is that fault's, not the phase before.
+        figure = figures[timeline.of(write.ended).name]
         if write.outcome == NOT_SENT:
             figure.writes_not_sent += 1
             continue
@@ -357,6 +362,8 @@ def check(
             figure.writes_errors += 1
         elif write.status >= 500:
             figure.writes_5xx += 1
+            if len(figure.failed_writes) < FAILURES_KEPT:
+                figure.failed_writes.append(f"{write.path}: {write.error}")
 
     # Reads through the accelerator that show each key, for the purge windows.
     shared: dict[str, list[tuple[float, float, int]]] = defaultdict(list)

@@ -164,6 +164,7 @@ def verdict_lines(result: CheckResult, hit_ratios: dict | None = None) -> list[s
                 f"of {figure.reads_logged_in} logged-in reads and {figure.writes_5xx} of "
                 f"{figure.writes_sent} writes got a 5xx"
             )
+            lines.extend(f"  a write {said}" for said in figure.failed_writes)
         if phase.taken_out is not None and phase.applied is not None:
             victim = phase.details.get("server") or phase.details.get("program")
             if phase.details.get("fenced"):  # purger-kill: the accelerators it no longer fed

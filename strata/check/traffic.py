@@ -293,7 +293,7 @@ class _Client:
         if answer.status in form_spec.success:
             record(ACKED, answer.status, "", sent, ended, form.action)
         elif answer.status >= 500:
-            record(UNKNOWN, answer.status, f"answered {answer.status}", sent, ended, form.action)
+            record(UNKNOWN, answer.status, _failure(answer), sent, ended, form.action)
         else:
             record(REJECTED, answer.status, _rejection(answer), sent, ended, form.action)
 
@@ -346,6 +346,19 @@ class _Client:
         )
         if killing and not run.killed:
             self.note(f"{shown} was to SIGKILL itself after its commit, and did not")
+
+
+def _failure(answer: Answer) -> str:
+    """A 5xx answer, with what tells who gave it: Varnish's ``X-Cache``/``X-Strata``, the
+    app server's ``X-Strata-Server``, and the first words of the body (HAProxy's and
+    Varnish's own error pages say which of them answered)."""
+    said = [
+        f"{name}={answer.getheader(name)}"
+        for name in ("x-cache", "x-strata", "x-strata-server", "server")
+        if answer.getheader(name)
+    ]
+    words = " ".join(re.sub(r"<[^>]+>", " ", answer.text).split())[:120]
+    return " ".join([f"answered {answer.status}", *said, f"body: {words}" if words else ""]).strip()
 
 
 def _rejection(answer: Answer) -> str:

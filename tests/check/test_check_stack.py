@@ -62,7 +62,8 @@ def test_a_short_check_with_faults_finds_nothing_stale_and_nothing_lost(tmp_path
     assert totals["beyond_window"] == 0 and totals["lost"] == 0 and totals["phantoms"] == 0
     assert data["verdict"] == {**data["verdict"], "ok": True, "unverified": [], "stuck": None}
     assert totals["reads_checked"] > 300 and totals["writes_acked"] > 20
-    assert phases["baseline"]["reads_5xx"] == 0 and phases["baseline"]["writes_5xx"] == 0
+    baseline = phases["baseline"]
+    assert baseline["reads_5xx"] == 0 and baseline["writes_5xx"] == 0, baseline["failed_writes"]
 
     # Each fault was really applied, and the stack came back from it.
     killed = phases["app-kill"]["details"]

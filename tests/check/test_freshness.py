@@ -135,7 +135,7 @@ def test_errors_and_5xx_are_counted_and_not_checked():
     assert figures.stale_total == 0
 
 
-def test_reads_and_writes_belong_to_the_phase_in_which_they_started():
+def test_a_read_belongs_to_the_phase_it_started_in_a_write_to_the_one_it_ended_in():
     phases = [Phase("baseline", 0.0, end=20.0), Phase("app-kill", 20.0, end=40.0, fault="app-kill")]
     verdict = judge(
         [write("title1", 1, 10.0), write("title1", 2, 25.0)],
@@ -147,6 +147,17 @@ def test_reads_and_writes_belong_to_the_phase_in_which_they_started():
     # The read at 24 s missed the write of 10 s: stale in app-kill, 14 s old.
     assert verdict.phase("baseline").stale_total == 0
     assert verdict.phase("app-kill").stale["1s"] == 1
+
+
+def test_a_write_in_flight_when_a_fault_is_applied_is_that_faults():
+    phases = [Phase("baseline", 0.0, end=20.0), Phase("app-kill", 20.0, end=40.0, fault="app-kill")]
+    # Sent at 19.99 s; its app server killed at 20 s under it: a 503 at 20.02 s.
+    cut = Write(0, "title1", 1, "/t/", 19.99, 20.02, 503, UNKNOWN, "answered 503")
+    verdict = judge([cut], [], phases)
+
+    assert verdict.phase("baseline").writes_sent == verdict.phase("baseline").writes_5xx == 0
+    assert verdict.phase("app-kill").writes_sent == verdict.phase("app-kill").writes_5xx == 1
+    assert verdict.phase("app-kill").failed_writes == ["/t/: answered 503"]
 
 
 def test_stale_reads_while_the_purge_path_was_down_are_reported_apart():
