@@ -10,9 +10,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import pytest
 
@@ -117,6 +118,19 @@ def run_cases_in_own_pytest(
     )
     print(result.stdout[-8000:], result.stderr[-4000:])
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+
+
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T], timeout: float, every: float = 0.3) -> T:
+    """``check()``'s first truthy answer within ``timeout`` seconds, else its last one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(every)
 
 
 def free_base_port(app_servers: int = 4) -> int:

@@ -17,7 +17,6 @@ import socket
 import socketserver
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +31,7 @@ from strata.stack.process import tail
 from strata.stack.program import find_program
 from strata.stack.varnish import Backend, Varnish, xkey_available
 from tests.helpers import make_run_dir, remove_run_dir, skip_locally_fail_in_ci
+from tests.helpers import poll as shared_poll
 
 HOST = "edge.test"
 SECRET = "edge-test-secret"
@@ -55,12 +55,7 @@ def require_varnish() -> str:
 
 def poll(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     """True as soon as ``condition()`` holds; False if it still does not after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return bool(shared_poll(condition, timeout, every=0.02))
 
 
 class Origin:

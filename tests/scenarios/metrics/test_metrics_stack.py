@@ -7,13 +7,11 @@ One stack for the module (about 10 s to start); the tests take seconds.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from strata.httpclient import csrf_token
-from tests.helpers import Client, demo_stack
+from tests.helpers import Client, demo_stack, poll
 from tests.metrics.conftest import Scrape
 from tests.scenarios.bus.helpers import articles, through_lb
 
@@ -40,15 +38,6 @@ def scrape_apps(stack) -> Scrape:
         for key, value in Scrape(text).samples.items():
             summed.samples[key] = summed.samples.get(key, 0.0) + value
     return summed
-
-
-def poll(check, timeout: float = 15.0, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer or time.monotonic() > deadline:
-            return answer
-        time.sleep(every)
 
 
 def test_an_outsider_is_refused_through_the_load_balancer(stack):
@@ -111,7 +100,7 @@ def test_hits_and_a_write_move_the_numbers_on_the_stack(stack):
         )
         return after if done else None
 
-    after = poll(moved)
+    after = poll(moved, 15.0)
     assert after, "the numbers did not move"
     assert grown(after, "strata_invalidated_tags_total") >= 1
     assert grown(after, "strata_query_cache_total", result="invalidate") >= 1

@@ -23,20 +23,10 @@ from strata.config.dashboard import TIERS, promql
 from strata.stack.ports import free_port
 from strata.stack.program import find_program
 from strata.stack.prometheus import render_scrape_config, targets_from_state
-from tests.helpers import demo_stack, make_run_dir, remove_run_dir, skip_locally_fail_in_ci
+from tests.helpers import demo_stack, make_run_dir, poll, remove_run_dir, skip_locally_fail_in_ci
 from tests.scenarios.bus.helpers import articles, committed_edit, through_lb
 
 LAYERS = {"haproxy", "varnish", "app", "redis", "postgres"}
-
-
-def poll(check, timeout: float, every: float = 0.5):
-    """``check()``'s first truthy answer within ``timeout`` seconds, else its last one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer or time.monotonic() > deadline:
-            return answer
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")
